@@ -1,0 +1,100 @@
+import { UpcaseStream } from "./upcase_stream.ts";
+
+/** Anything with a byte stream in each direction, such as a `Deno.Conn`. */
+export interface Duplex {
+  /** Bytes from the client. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the client. */
+  readonly writable: WritableStream<Uint8Array>;
+}
+
+/**
+ * Why a connection ended: the client finished (`eof`), the peer reset or
+ * broke the connection (`reset`), the server cut it while shutting down
+ * (`shutdown`), or something else failed (`error`).
+ */
+export type CloseReason = "eof" | "reset" | "shutdown" | "error";
+
+/** What {@linkcode pipeConnection} reports when a connection ends. */
+export interface ConnectionResult {
+  /** Bytes received from the client. */
+  bytesIn: number;
+  /** Bytes produced for the client. */
+  bytesOut: number;
+  /** Why the connection ended. */
+  reason: CloseReason;
+  /** The failure, when `reason` is `error`. */
+  error?: unknown;
+}
+
+/** Options for {@linkcode pipeConnection}. */
+export interface PipeOptions {
+  /**
+   * Uppercase with full Unicode case rules.
+   *
+   * @default {false}
+   */
+  unicode?: boolean;
+  /** Aborting it cuts the connection; the result's reason is `shutdown`. */
+  signal?: AbortSignal;
+  /** Called with each chunk received, before it is uppercased. */
+  onChunk?: (chunk: Uint8Array) => void;
+}
+
+const RESET_NAMES = new Set([
+  "ConnectionReset",
+  "BrokenPipe",
+  "ConnectionAborted",
+]);
+const RESET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
+
+function isReset(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return RESET_NAMES.has(err.name) ||
+    (typeof code === "string" && RESET_CODES.has(code));
+}
+
+/**
+ * Streams everything the client sends back to it uppercased, until the
+ * client half-closes (everything is echoed, then the write side closes) or
+ * the connection fails. It never rejects: a failure is reported in the
+ * result, so that it stays with this connection.
+ *
+ * @param duplex The connection, or any pair of byte streams.
+ * @param options The case mode, a signal that cuts the connection, and a tap.
+ * @returns the byte counts and the reason the connection ended.
+ *
+ * @example Uppercase a pair of streams
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { pipeConnection } from "./connection.ts";
+ *
+ * const sent: Uint8Array[] = [];
+ * const result = await pipeConnection({
+ *   readable: ReadableStream.from([new TextEncoder().encode("hi there")]),
+ *   writable: new WritableStream({ write: (chunk) => void sent.push(chunk) }),
+ * });
+ * assertEquals(new TextDecoder().decode(sent[0]), "HI THERE");
+ * assertEquals(result, { bytesIn: 8, bytesOut: 8, reason: "eof" });
+ * ```
+ */
+export async function pipeConnection(
+  duplex: Duplex,
+  options: PipeOptions = {},
+): Promise<ConnectionResult> {
+  const { unicode = false, signal, onChunk } = options;
+  const upcase = new UpcaseStream(onChunk ? { unicode, onChunk } : { unicode });
+  const counts = () => ({ bytesIn: upcase.bytesIn, bytesOut: upcase.bytesOut });
+  try {
+    await duplex.readable.pipeThrough(upcase).pipeTo(
+      duplex.writable,
+      signal ? { signal } : {},
+    );
+    return { ...counts(), reason: "eof" };
+  } catch (error) {
+    if (signal?.aborted) return { ...counts(), reason: "shutdown" };
+    if (isReset(error)) return { ...counts(), reason: "reset" };
+    return { ...counts(), reason: "error", error };
+  }
+}

@@ -1,0 +1,162 @@
+import { upcaseAsciiInPlace } from "./ascii_upcase.ts";
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/**
+ * Measures the UTF-8 sequence that starts at `bytes[i]`, following the
+ * Unicode rules for well-formed sequences (no overlongs, no surrogates,
+ * nothing above U+10FFFF).
+ *
+ * @returns the sequence's length (1 to 4) when it is complete and valid,
+ * 0 when it is a valid start cut off by the end of `bytes`, or -1 when the
+ * byte at `i` does not start a valid sequence.
+ */
+function sequenceLength(bytes: Uint8Array, i: number): number {
+  const lead = bytes[i]!;
+  if (lead < 0x80) return 1;
+  let need: number;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    need = 1;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    need = 2;
+    if (lead === 0xe0) lo = 0xa0;
+    else if (lead === 0xed) hi = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    need = 3;
+    if (lead === 0xf0) lo = 0x90;
+    else if (lead === 0xf4) hi = 0x8f;
+  } else {
+    return -1;
+  }
+  for (let k = 1; k <= need; k++) {
+    if (i + k >= bytes.length) return 0;
+    const next = bytes[i + k]!;
+    if (next < lo || next > hi) return -1;
+    lo = 0x80;
+    hi = 0xbf;
+  }
+  return need + 1;
+}
+
+function hasNonAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i]! >= 0x80) return true;
+  }
+  return false;
+}
+
+function upcaseValidRun(run: Uint8Array): Uint8Array {
+  if (!hasNonAscii(run)) return upcaseAsciiInPlace(run);
+  return encoder.encode(decoder.decode(run).toUpperCase());
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * Uppercases the UTF-8 text in `bytes`, leaving bytes that are not valid
+ * UTF-8 unchanged. A valid but unfinished sequence at the end is not
+ * consumed: its length is returned as `rest`, so that a caller can prepend
+ * it to the next chunk.
+ *
+ * @param bytes The input; ASCII-only input is changed in place.
+ * @returns the uppercased output and the length of the unfinished tail.
+ */
+export function upcaseUtf8(
+  bytes: Uint8Array,
+): { output: Uint8Array; rest: number } {
+  if (!hasNonAscii(bytes)) {
+    return { output: upcaseAsciiInPlace(bytes), rest: 0 };
+  }
+  const parts: Uint8Array[] = [];
+  let runStart = 0;
+  let i = 0;
+  let end = bytes.length;
+  while (i < end) {
+    const n = sequenceLength(bytes, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    if (n === 0) {
+      end = i;
+      break;
+    }
+    if (i > runStart) parts.push(upcaseValidRun(bytes.subarray(runStart, i)));
+    // An invalid byte passes through as it is; decoding would turn it
+    // into U+FFFD and change the client's data.
+    parts.push(bytes.subarray(i, i + 1));
+    runStart = ++i;
+  }
+  if (end > runStart) parts.push(upcaseValidRun(bytes.subarray(runStart, end)));
+  return { output: concat(parts), rest: bytes.length - end };
+}
+
+/**
+ * Uppercases UTF-8 text that arrives in chunks, with full Unicode case
+ * mapping (`straße` becomes `STRASSE`). A character split across two chunks
+ * is joined before it is mapped. Bytes that are not valid UTF-8 pass through
+ * unchanged, and so does an unfinished sequence at the end of the input.
+ *
+ * ASCII-only chunks are changed in place: do not reuse a chunk after
+ * passing it to {@linkcode Utf8Upcaser.push}.
+ *
+ * @example Uppercase text split inside a character
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { Utf8Upcaser } from "./unicode_upcase.ts";
+ *
+ * const bytes = new TextEncoder().encode("straße ǆ café");
+ * const upcaser = new Utf8Upcaser();
+ * const decoder = new TextDecoder();
+ * let text = decoder.decode(upcaser.push(bytes.slice(0, 5)), { stream: true }); // splits "ß"
+ * text += decoder.decode(upcaser.push(bytes.slice(5)), { stream: true });
+ * text += decoder.decode(upcaser.flush());
+ * assertEquals(text, "STRASSE Ǆ CAFÉ");
+ * ```
+ */
+export class Utf8Upcaser {
+  #carry: Uint8Array | undefined;
+
+  /**
+   * Uppercases the next chunk.
+   *
+   * @param chunk The next bytes of the input.
+   * @returns the output so far; it may be empty while a character is cut.
+   */
+  push(chunk: Uint8Array): Uint8Array {
+    let input = chunk;
+    if (this.#carry) {
+      input = concat([this.#carry, chunk]);
+      this.#carry = undefined;
+    }
+    const { output, rest } = upcaseUtf8(input);
+    if (rest > 0) this.#carry = input.slice(input.length - rest);
+    return output;
+  }
+
+  /**
+   * Ends the input.
+   *
+   * @returns the unfinished sequence held back from the last chunk, as it
+   * came, or an empty array.
+   */
+  flush(): Uint8Array {
+    const carry = this.#carry ?? new Uint8Array(0);
+    this.#carry = undefined;
+    return carry;
+  }
+}
