@@ -1,6 +1,5 @@
 import {
   configureSync,
-  getJsonLinesFormatter,
   getTextFormatter,
   type LogRecord,
   type Sink,
@@ -34,6 +33,22 @@ export interface LoggingOptions {
 
 const encoder = new TextEncoder();
 
+// LogTape's JSON formatter quotes string values inside the message; this
+// one renders them bare, as the text format does, and keeps the values as
+// fields of their own.
+function formatJsonLine(record: LogRecord): string {
+  const message = record.message
+    .map((part, i) => (i % 2 === 0 ? part : String(part)))
+    .join("");
+  return JSON.stringify({
+    "@timestamp": new Date(record.timestamp).toISOString(),
+    level: record.level.toUpperCase(),
+    logger: record.category.join("."),
+    message,
+    ...record.properties,
+  }) + "\n";
+}
+
 // Synchronous, so that nothing is lost when the process exits right after.
 function writeStderr(line: string): void {
   let bytes = encoder.encode(line);
@@ -57,14 +72,16 @@ function writeStderr(line: string): void {
  * setupLogging({ level: "info", format: "json", write: (l) => void lines.push(l) });
  * getLogger(["upcase", "server"]).info("listening on {address}", { address: "127.0.0.1:80" });
  * resetSync();
- * assertEquals(JSON.parse(lines[0]!).message, 'listening on "127.0.0.1:80"');
+ * const line = JSON.parse(lines[0]!);
+ * assertEquals(line.message, "listening on 127.0.0.1:80");
+ * assertEquals(line.address, "127.0.0.1:80");
  * ```
  */
 export function setupLogging(options: LoggingOptions): void {
   const { level, format, write = writeStderr } = options;
   const formatter = format === "json"
-    ? getJsonLinesFormatter({ properties: "flatten" })
-    : getTextFormatter({ timestamp: "rfc3339", category: "." });
+    ? formatJsonLine
+    : getTextFormatter({ timestamp: "rfc3339", category: ".", value: "bare" });
   const sink: Sink = (record: LogRecord) => write(formatter(record));
   configureSync({
     reset: true,

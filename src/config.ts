@@ -1,0 +1,273 @@
+import { parseArgs } from "@std/cli";
+import {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevelName,
+} from "./logging.ts";
+
+/** Everything the command line and the environment can set. */
+export interface Config {
+  /** The address to listen on. */
+  host: string;
+  /** The port to listen on; 0 picks a free one. */
+  port: number;
+  /** Full Unicode uppercasing instead of ASCII only. */
+  unicode: boolean;
+  /** The least severe level that is logged. */
+  logLevel: LogLevelName;
+  /** Text lines or JSON lines. */
+  logFormat: LogFormat;
+  /** Seconds a shutdown waits for open connections before it cuts them. */
+  drainTimeout: number;
+  /** Print the usage and exit. */
+  help: boolean;
+  /** Print the version and exit. */
+  version: boolean;
+}
+
+type Key = Exclude<keyof Config, "help" | "version">;
+
+/** How one option is named, documented and parsed. */
+export interface OptionSpec {
+  /** The config field it sets. */
+  key: Key;
+  /** The command-line flag, without dashes. */
+  flag: string;
+  /** The environment variable that sets it when the flag is absent. */
+  env: string;
+  /** A placeholder for the value in the usage text, or "" for a switch. */
+  value: string;
+  /** The default, as the usage text shows it. */
+  default: string;
+  /** One line for the usage text. */
+  help: string;
+  /** Turns the raw text into the value; throws with `name` in the message. */
+  parse: (raw: string, name: string) => Config[Key];
+}
+
+function cannot(name: string, raw: string, why: string): string {
+  return `Cannot parse ${name}: "${raw}" ${why}`;
+}
+
+function parsePort(raw: string, name: string): number {
+  if (!/^\d+$/.test(raw)) {
+    throw new TypeError(cannot(name, raw, "is not a port number (0-65535)"));
+  }
+  const port = Number(raw);
+  if (port > 65535) {
+    throw new RangeError(cannot(name, raw, "is not in 0-65535"));
+  }
+  return port;
+}
+
+function parseSeconds(raw: string, name: string): number {
+  const seconds = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isFinite(seconds)) {
+    throw new TypeError(
+      cannot(
+        name,
+        raw,
+        "is not a number of seconds (0 or more, such as 10 or 2.5)",
+      ),
+    );
+  }
+  return seconds;
+}
+
+function parseChoice<T extends string>(choices: readonly T[]) {
+  return (raw: string, name: string): T => {
+    if ((choices as readonly string[]).includes(raw)) return raw as T;
+    throw new RangeError(
+      cannot(name, raw, `is not one of ${choices.join(", ")}`),
+    );
+  };
+}
+
+const TRUE_WORDS = ["1", "true", "yes", "on"];
+const FALSE_WORDS = ["0", "false", "no", "off", ""];
+
+function parseSwitch(raw: string, name: string): boolean {
+  if (TRUE_WORDS.includes(raw)) return true;
+  if (FALSE_WORDS.includes(raw)) return false;
+  throw new TypeError(
+    cannot(
+      name,
+      raw,
+      `is not a switch (${
+        [...TRUE_WORDS, ...FALSE_WORDS.slice(0, -1)].join(", ")
+      })`,
+    ),
+  );
+}
+
+function parseHost(raw: string, name: string): string {
+  if (raw.trim() === "") {
+    throw new TypeError(
+      cannot(name, raw, "is empty; give a hostname or an IP address"),
+    );
+  }
+  return raw;
+}
+
+/** Every option, in the order the usage text lists them. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: "host",
+    flag: "host",
+    env: "UPCASE_HOST",
+    value: "HOST",
+    default: "0.0.0.0",
+    help: "address to listen on",
+    parse: parseHost,
+  },
+  {
+    key: "port",
+    flag: "port",
+    env: "UPCASE_PORT",
+    value: "PORT",
+    default: "8000",
+    help: "port to listen on, 0-65535; 0 picks a free port and logs it",
+    parse: parsePort,
+  },
+  {
+    key: "unicode",
+    flag: "unicode",
+    env: "UPCASE_UNICODE",
+    value: "",
+    default: "off",
+    help:
+      "full Unicode uppercasing of UTF-8 (straße → STRASSE); invalid bytes pass through",
+    parse: parseSwitch,
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    env: "UPCASE_LOG_LEVEL",
+    value: "LEVEL",
+    default: "info",
+    help: `least severe level logged: ${LOG_LEVELS.join(", ")}`,
+    parse: parseChoice(LOG_LEVELS),
+  },
+  {
+    key: "logFormat",
+    flag: "log-format",
+    env: "UPCASE_LOG_FORMAT",
+    value: "FORMAT",
+    default: "text",
+    help: `log line format: ${LOG_FORMATS.join(", ")}`,
+    parse: parseChoice(LOG_FORMATS),
+  },
+  {
+    key: "drainTimeout",
+    flag: "drain-timeout",
+    env: "UPCASE_DRAIN_TIMEOUT",
+    value: "SECONDS",
+    default: "10",
+    help:
+      "on SIGINT/SIGTERM, how long open connections may finish before they are cut",
+    parse: parseSeconds,
+  },
+];
+
+/** The environment variables upcase reads, for `--allow-env`. */
+export const ENV_NAMES: readonly string[] = OPTIONS.map((o) => o.env);
+
+const SWITCHES = [
+  "help",
+  "version",
+  ...OPTIONS.filter((o) => !o.value).map((o) => o.flag),
+];
+const VALUED = OPTIONS.filter((o) => o.value).map((o) => o.flag);
+const ALLOWED = [...OPTIONS.map((o) => `--${o.flag}`), "--help", "--version"]
+  .join(", ");
+
+/**
+ * Reads the configuration from command-line arguments and the environment.
+ * A flag beats its environment variable, which beats the default.
+ *
+ * @param args The command-line arguments, without the program name.
+ * @param env Looks up an environment variable; absent ones are `undefined`.
+ * @returns the configuration.
+ * @throws {TypeError | RangeError} on bad input, with a one-line message that
+ * names the option and the allowed values.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { parseConfig } from "./config.ts";
+ *
+ * const env = (name: string) => name === "UPCASE_PORT" ? "9000" : undefined;
+ * assertEquals(parseConfig([], env).port, 9000);
+ * assertEquals(parseConfig(["--port", "0"], env).port, 0);
+ * assertThrows(() => parseConfig(["--port", "70000"], env), RangeError, "--port");
+ * ```
+ */
+export function parseConfig(
+  args: readonly string[],
+  env: (name: string) => string | undefined,
+): Config {
+  const problems: string[] = [];
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    // parseArgs would read the "-1" of `--port -1` as a flag of its own; as
+    // `--port=-1` it reaches the value check, which names the option.
+    if (
+      VALUED.includes(arg.slice(2)) && next?.startsWith("-") &&
+      !next.startsWith("--")
+    ) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  for (const arg of joined) {
+    // parseArgs reads `--unicode=maybe` as true; a typo should not pass.
+    const m = /^--(?:no-)?([^=]+)=(.*)$/.exec(arg);
+    if (m && SWITCHES.includes(m[1]!) && m[2] !== "true" && m[2] !== "false") {
+      throw new TypeError(cannot(`--${m[1]}`, m[2]!, "is not true or false"));
+    }
+  }
+  const parsed = parseArgs(joined, {
+    string: VALUED,
+    boolean: SWITCHES,
+    negatable: ["unicode"],
+    alias: { h: "help" },
+    // Without a default parseArgs sets absent switches to false, and then a
+    // flag could not be told from the environment.
+    default: { unicode: undefined },
+    unknown: (arg: string) => {
+      problems.push(
+        arg.startsWith("-")
+          ? `Unknown option "${
+            arg.replace(/=.*/, "")
+          }": allowed options are ${ALLOWED}`
+          : `Unexpected argument "${arg}": upcase takes only options (see --help)`,
+      );
+      return false;
+    },
+  }) as Record<string, unknown>;
+  if (problems.length > 0) throw new TypeError(problems[0]);
+
+  const config: Record<string, unknown> = {
+    help: parsed.help === true,
+    version: parsed.version === true,
+  };
+  for (const option of OPTIONS) {
+    const flagValue = parsed[option.flag];
+    if (typeof flagValue === "boolean") {
+      config[option.key] = flagValue;
+    } else if (typeof flagValue === "string") {
+      config[option.key] = option.parse(flagValue, `--${option.flag}`);
+    } else {
+      const envValue = env(option.env);
+      config[option.key] = envValue === undefined
+        ? option.parse(option.default, "the default")
+        : option.parse(envValue, option.env);
+    }
+  }
+  return config as unknown as Config;
+}
