@@ -212,10 +212,10 @@ export function parseConfig(
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const next = args[i + 1];
-    // parseArgs would read the "-1" of `--port -1` as a flag of its own; as
-    // `--port=-1` it reaches the value check, which names the option.
+    // parseArgs would read the "-1" of `--port -1` as a flag and drop an
+    // empty value; joined as `--port=-1`, both reach the value check.
     if (
-      VALUED.includes(arg.slice(2)) && next?.startsWith("-") &&
+      VALUED.includes(arg.slice(2)) && next !== undefined &&
       !next.startsWith("--")
     ) {
       joined.push(`${arg}=${next}`);

@@ -1,0 +1,250 @@
+/**
+ * Shared pieces for the tests: clients that verify what comes back, a
+ * server started as a child process, and skips for missing tools.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** The reference for ASCII mode: Python's `bytes.upper()`. */
+export function asciiUpper(bytes: Uint8Array): Uint8Array {
+  return bytes.map((b) => (b >= 0x61 && b <= 0x7a ? b - 0x20 : b));
+}
+
+/** Random bytes of any value, from a seeded generator so failures repeat. */
+export function randomBytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    // xorshift32
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Reads a stream to its end into one array. */
+export async function readAll(
+  readable: ReadableStream<Uint8Array>,
+): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(readable).arrayBuffer());
+}
+
+/**
+ * Connects, sends `data` in chunks of `chunkSize` while reading, half-closes,
+ * and returns everything the server sent until it closed.
+ */
+export async function exchange(
+  port: number,
+  data: Uint8Array,
+  options: { hostname?: string; chunkSize?: number } = {},
+): Promise<Uint8Array> {
+  const { hostname = "127.0.0.1", chunkSize = 64 * 1024 } = options;
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    const received = readAll(conn.readable);
+    for (let i = 0; i < data.length; i += chunkSize) {
+      const chunk = data.subarray(i, i + chunkSize);
+      let written = 0;
+      while (written < chunk.length) {
+        written += await conn.write(chunk.subarray(written));
+      }
+    }
+    await conn.closeWrite();
+    return await received;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // The readable closed it when the server finished.
+    }
+  }
+}
+
+/** Encodes text as UTF-8. */
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** True when `name` is an executable on PATH (or an absolute path that exists). */
+export function hasTool(name: string): boolean {
+  if (name.startsWith("/")) {
+    try {
+      return Deno.statSync(name).isFile;
+    } catch {
+      return false;
+    }
+  }
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      if (Deno.statSync(`${dir}/${name}`).isFile) return true;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return false;
+}
+
+/**
+ * Test options for a test that needs an outside tool. Where the tool is
+ * missing the test is skipped, and its name says why; with
+ * UPCASE_REQUIRE_TOOLS=1 (as CI sets) it runs anyway and fails.
+ */
+export function needs(
+  tools: string[],
+  name: string,
+): { name: string; ignore: boolean } {
+  const missing = tools.filter((t) => !hasTool(t));
+  if (missing.length === 0) return { name, ignore: false };
+  if (Deno.env.get("UPCASE_REQUIRE_TOOLS") === "1") {
+    return {
+      name: `${name} (requires ${missing.join(", ")}, missing)`,
+      ignore: false,
+    };
+  }
+  return {
+    name: `${name} (skipped: ${
+      missing.join(", ")
+    } not installed; apt-get install the tools .ci/run lists)`,
+    ignore: true,
+  };
+}
+
+/** The project's root folder. */
+export const ROOT = new URL("../", import.meta.url).pathname;
+
+/** The `--allow-env` list of `deno task start`, taken from deno.json. */
+export async function startTaskCommand(): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  return config.tasks.start as string;
+}
+
+/** A server running as a child process, with its log lines. */
+export class ServerProcess implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  readonly lines: string[] = [];
+  #waiters: {
+    match: (line: string) => boolean;
+    resolve: (line: string) => void;
+  }[] = [];
+  #stderrDone: Promise<void>;
+  #stdoutDone: Promise<void>;
+  port = 0;
+
+  private constructor(child: Deno.ChildProcess) {
+    this.child = child;
+    this.#stderrDone = this.#collect(child.stderr);
+    this.#stdoutDone = this.#collect(child.stdout);
+  }
+
+  /**
+   * Starts `deno run` on main.ts with the given permission flags and
+   * arguments, and waits until it logs the port it listens on.
+   */
+  static async start(
+    args: string[],
+    options: {
+      permissions?: string[];
+      env?: Record<string, string>;
+      command?: string[];
+    } = {},
+  ): Promise<ServerProcess> {
+    const { permissions = ["--allow-net"], env = {}, command } = options;
+    const [cmd, ...cmdArgs] = command ??
+      [Deno.execPath(), "run", ...permissions, `${ROOT}main.ts`];
+    const child = new Deno.Command(cmd!, {
+      args: [...cmdArgs, "--host", "127.0.0.1", "--port", "0", ...args],
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const server = new ServerProcess(child);
+    const line = await server.waitForLine(/listening on /);
+    server.port = Number(
+      /:(\d+)\s*$/.exec(line)?.[1] ?? /:(\d+)"/.exec(line)?.[1],
+    );
+    return server;
+  }
+
+  async #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
+    let buffered = "";
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      buffered += text;
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        this.lines.push(line);
+        this.#waiters = this.#waiters.filter((w) => {
+          if (!w.match(line)) return true;
+          w.resolve(line);
+          return false;
+        });
+      }
+    }
+    if (buffered) this.lines.push(buffered);
+  }
+
+  /** Resolves with the first log line (past or future) that matches. */
+  waitForLine(pattern: RegExp): Promise<string> {
+    const seen = this.lines.find((l) => pattern.test(l));
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ match: (l) => pattern.test(l), resolve });
+      // If the process ends first, the line will never come.
+      this.child.status.then(async () => {
+        await this.#stderrDone;
+        await this.#stdoutDone;
+        const found = this.lines.find((l) => pattern.test(l));
+        if (found !== undefined) resolve(found);
+        else {reject(
+            new Error(
+              `Process ended before a line matched ${pattern}:\n${
+                this.lines.join("\n")
+              }`,
+            ),
+          );}
+      });
+    });
+  }
+
+  /** Waits for the process to exit and for its output to be read. */
+  async exit(): Promise<Deno.CommandStatus> {
+    const status = await this.child.status;
+    await this.#stderrDone;
+    await this.#stdoutDone;
+    return status;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await this.exit();
+  }
+}
+
+/** Runs main.ts to completion and returns its exit code and output. */
+export async function runCli(
+  args: string[],
+  options: { permissions?: string[]; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { permissions = ["--allow-net"], env = {} } = options;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, `${ROOT}main.ts`, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}

@@ -1,0 +1,202 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { ENV_NAMES, OPTIONS, parseConfig } from "../src/config.ts";
+import { usage } from "../src/usage.ts";
+
+const noEnv = () => undefined;
+function envOf(values: Record<string, string>) {
+  return (name: string) => values[name];
+}
+
+Deno.test("parseConfig gives the documented defaults", () => {
+  assertEquals(parseConfig([], noEnv), {
+    host: "0.0.0.0",
+    port: 8000,
+    unicode: false,
+    logLevel: "info",
+    logFormat: "text",
+    drainTimeout: 10,
+    help: false,
+    version: false,
+  });
+});
+
+Deno.test("parseConfig reads every flag", () => {
+  const config = parseConfig([
+    "--host",
+    "127.0.0.2",
+    "--port=0",
+    "--unicode",
+    "--log-level",
+    "trace",
+    "--log-format",
+    "json",
+    "--drain-timeout",
+    "2.5",
+  ], noEnv);
+  assertEquals(config.host, "127.0.0.2");
+  assertEquals(config.port, 0);
+  assertEquals(config.unicode, true);
+  assertEquals(config.logLevel, "trace");
+  assertEquals(config.logFormat, "json");
+  assertEquals(config.drainTimeout, 2.5);
+});
+
+Deno.test("parseConfig reads every option from the environment", () => {
+  const config = parseConfig(
+    [],
+    envOf({
+      UPCASE_HOST: "::1",
+      UPCASE_PORT: "9001",
+      UPCASE_UNICODE: "yes",
+      UPCASE_LOG_LEVEL: "warning",
+      UPCASE_LOG_FORMAT: "json",
+      UPCASE_DRAIN_TIMEOUT: "0",
+    }),
+  );
+  assertEquals(
+    [
+      config.host,
+      config.port,
+      config.unicode,
+      config.logLevel,
+      config.logFormat,
+      config.drainTimeout,
+    ],
+    ["::1", 9001, true, "warning", "json", 0],
+  );
+});
+
+Deno.test("parseConfig lets a flag beat the environment", () => {
+  const env = envOf({
+    UPCASE_PORT: "9001",
+    UPCASE_UNICODE: "1",
+    UPCASE_LOG_LEVEL: "error",
+  });
+  const config = parseConfig([
+    "--port",
+    "9002",
+    "--no-unicode",
+    "--log-level",
+    "debug",
+  ], env);
+  assertEquals([config.port, config.unicode, config.logLevel], [
+    9002,
+    false,
+    "debug",
+  ]);
+});
+
+Deno.test("parseConfig rejects every kind of bad input with a message naming the option", () => {
+  const cases: [string[], Record<string, string>, ErrorConstructor, string][] =
+    [
+      [
+        ["--port", "70000"],
+        {},
+        RangeError,
+        'Cannot parse --port: "70000" is not in 0-65535',
+      ],
+      [
+        ["--port", "abc"],
+        {},
+        TypeError,
+        'Cannot parse --port: "abc" is not a port number (0-65535)',
+      ],
+      [
+        ["--port", "-1"],
+        {},
+        TypeError,
+        'Cannot parse --port: "-1" is not a port number',
+      ],
+      [["--port", "80.5"], {}, TypeError, "--port"],
+      [["--port"], {}, TypeError, 'Cannot parse --port: ""'],
+      [
+        [],
+        { UPCASE_PORT: "99999" },
+        RangeError,
+        'Cannot parse UPCASE_PORT: "99999" is not in 0-65535',
+      ],
+      [
+        ["--log-level", "loud"],
+        {},
+        RangeError,
+        'Cannot parse --log-level: "loud" is not one of trace, debug, info, warning, error',
+      ],
+      [[], { UPCASE_LOG_LEVEL: "LOUD" }, RangeError, "UPCASE_LOG_LEVEL"],
+      [
+        ["--log-format", "xml"],
+        {},
+        RangeError,
+        'Cannot parse --log-format: "xml" is not one of text, json',
+      ],
+      [
+        ["--drain-timeout", "soon"],
+        {},
+        TypeError,
+        'Cannot parse --drain-timeout: "soon" is not a number of seconds',
+      ],
+      [["--drain-timeout", "-1"], {}, TypeError, "--drain-timeout"],
+      [["--drain-timeout", "Infinity"], {}, TypeError, "--drain-timeout"],
+      [
+        [],
+        { UPCASE_DRAIN_TIMEOUT: "1e9999" },
+        TypeError,
+        "UPCASE_DRAIN_TIMEOUT",
+      ],
+      [["--host", ""], {}, TypeError, "Cannot parse --host"],
+      [
+        ["--unicode=maybe"],
+        {},
+        TypeError,
+        'Cannot parse --unicode: "maybe" is not true or false',
+      ],
+      [
+        [],
+        { UPCASE_UNICODE: "maybe" },
+        TypeError,
+        "Cannot parse UPCASE_UNICODE",
+      ],
+      [
+        ["--bogus"],
+        {},
+        TypeError,
+        'Unknown option "--bogus": allowed options are --host, --port',
+      ],
+      [["--bogus=1"], {}, TypeError, 'Unknown option "--bogus"'],
+      [["-x"], {}, TypeError, 'Unknown option "-x"'],
+      [["serve"], {}, TypeError, 'Unexpected argument "serve"'],
+    ];
+  for (const [args, env, type, message] of cases) {
+    const err = assertThrows(
+      () => parseConfig(args, envOf(env)),
+      type,
+      message,
+    );
+    assertEquals((err as Error).message.includes("\n"), false, "one line");
+  }
+});
+
+Deno.test("parseConfig reads --help, -h and --version", () => {
+  assertEquals(parseConfig(["--help"], noEnv).help, true);
+  assertEquals(parseConfig(["-h"], noEnv).help, true);
+  assertEquals(parseConfig(["--version"], noEnv).version, true);
+});
+
+Deno.test("usage lists every option with its environment variable and default", () => {
+  const text = usage();
+  for (const option of OPTIONS) {
+    const line = text.split("\n").find((l) =>
+      l.trimStart().startsWith(`--${option.flag}`)
+    );
+    assertEquals(
+      line?.includes(option.env),
+      true,
+      `${option.flag} names ${option.env}`,
+    );
+    assertEquals(
+      line?.includes(`default ${option.default}`),
+      true,
+      `${option.flag} default`,
+    );
+  }
+  assertEquals(ENV_NAMES.length, OPTIONS.length);
+});
