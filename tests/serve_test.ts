@@ -98,18 +98,29 @@ Deno.test("serve shutdown drains open connections, then stops accepting", async 
   const server = start();
   const port = server.addr.port;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(utf8("before "));
   const reader = conn.readable.getReader();
-  await reader.read(); // the connection is being served
+  const echo = async (text: string) => {
+    await conn.write(utf8(text));
+    let got = "";
+    while (got.length < text.length) {
+      const r = await reader.read();
+      if (r.done) break;
+      got += new TextDecoder().decode(r.value);
+    }
+    return got;
+  };
+  assertEquals(await echo("before"), "BEFORE");
   const finished = server.shutdown();
+  // New clients are refused, while the open one is still served.
   await assertRejects(() => Deno.connect({ hostname: "127.0.0.1", port }));
-  await conn.write(utf8("after"));
+  assertEquals(await echo("during"), "DURING");
+  await conn.write(utf8("last"));
   await conn.closeWrite();
   let rest = "";
   for (let r = await reader.read(); !r.done; r = await reader.read()) {
     rest += new TextDecoder().decode(r.value);
   }
-  assertEquals(rest, "AFTER");
+  assertEquals(rest, "LAST");
   assertEquals(await finished, { drained: 1, cut: 0 });
   assertEquals(await server.finished, { drained: 1, cut: 0 });
 });
