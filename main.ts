@@ -75,6 +75,9 @@ async function main(args: string[]): Promise<number> {
       port: config.port,
       unicode: config.unicode,
       drainTimeout: config.drainTimeout * 1000,
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      idleTimeout: config.idleTimeout * 1000,
     });
   } catch (err) {
     const addr = { hostname: config.host, port: config.port };

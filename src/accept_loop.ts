@@ -49,6 +49,12 @@ export interface AcceptLoopOptions<C> {
   onConnection: (conn: C) => void;
   /** Aborted when the listener is being closed; the loop then ends. */
   signal: AbortSignal;
+  /**
+   * Called before each accept. A promise it returns pauses accepting until
+   * it settles, leaving new clients in the kernel's backlog, as gevent's
+   * Pool does at its limit.
+   */
+  waitForCapacity?: () => Promise<void> | undefined;
   /** Called for every failed accept, before it is handled. */
   onAcceptError?: (kind: AcceptErrorKind, err: unknown) => void;
   /**
@@ -103,13 +109,23 @@ export async function acceptLoop<C>(
     onConnection,
     signal,
     onAcceptError,
+    waitForCapacity,
     minBackoff = 5,
     maxBackoff = 1000,
     sleep = sleepUnlessAborted,
   } = options;
   let backoff = 0;
   let failures = 0;
+  const aborted = new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
   while (!signal.aborted) {
+    const pause = waitForCapacity?.();
+    if (pause) {
+      await Promise.race([pause, aborted]);
+      continue;
+    }
     let conn: C;
     try {
       conn = await listener.accept();

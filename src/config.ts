@@ -20,6 +20,12 @@ export interface Config {
   logFormat: LogFormat;
   /** Seconds a shutdown waits for open connections before it cuts them. */
   drainTimeout: number;
+  /** Most connections open at once; 0 means no limit. */
+  maxConnections: number;
+  /** Most connections open at once from one address; 0 means no limit. */
+  maxConnectionsPerIp: number;
+  /** Seconds without traffic before a connection is closed; 0 turns it off. */
+  idleTimeout: number;
   /** Print the usage and exit. */
   help: boolean;
   /** Print the version and exit. */
@@ -73,6 +79,16 @@ function parseSeconds(raw: string, name: string): number {
     );
   }
   return seconds;
+}
+
+function parseCount(raw: string, name: string): number {
+  const count = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(count)) {
+    throw new TypeError(
+      cannot(name, raw, "is not a whole number (0 or more; 0 means no limit)"),
+    );
+  }
+  return count;
 }
 
 function parseChoice<T extends string>(choices: readonly T[]) {
@@ -166,6 +182,36 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "10",
     help:
       "on SIGINT/SIGTERM, how long open connections may finish before they are cut",
+    parse: parseSeconds,
+  },
+  {
+    key: "maxConnections",
+    flag: "max-connections",
+    env: "UPCASE_MAX_CONNECTIONS",
+    value: "N",
+    default: "0",
+    help:
+      "most connections open at once; at the limit, new clients wait in the backlog (0: no limit)",
+    parse: parseCount,
+  },
+  {
+    key: "maxConnectionsPerIp",
+    flag: "max-connections-per-ip",
+    env: "UPCASE_MAX_CONNECTIONS_PER_IP",
+    value: "N",
+    default: "0",
+    help:
+      "most connections open at once from one address; more are closed at once (0: no limit)",
+    parse: parseCount,
+  },
+  {
+    key: "idleTimeout",
+    flag: "idle-timeout",
+    env: "UPCASE_IDLE_TIMEOUT",
+    value: "SECONDS",
+    default: "300",
+    help:
+      "close a connection after this long with no bytes either way (0: never)",
     parse: parseSeconds,
   },
 ];

@@ -11,9 +11,13 @@ export interface Duplex {
 /**
  * Why a connection ended: the client finished (`eof`), the peer reset or
  * broke the connection (`reset`), the server cut it while shutting down
- * (`shutdown`), or something else failed (`error`).
+ * (`shutdown`) or because no byte moved for too long (`idle`), or something
+ * else failed (`error`).
  */
-export type CloseReason = "eof" | "reset" | "shutdown" | "error";
+export type CloseReason = "eof" | "reset" | "shutdown" | "idle" | "error";
+
+/** The reasons a server can give when it cuts a connection. */
+export type CutReason = "shutdown" | "idle";
 
 /** What {@linkcode pipeConnection} reports when a connection ends. */
 export interface ConnectionResult {
@@ -35,8 +39,17 @@ export interface PipeOptions {
    * @default {false}
    */
   unicode?: boolean;
-  /** Aborting it cuts the connection; the result's reason is `shutdown`. */
+  /**
+   * Aborting it cuts the connection. The result's reason is the abort
+   * reason when that is a {@linkcode CutReason}, and `shutdown` otherwise.
+   */
   signal?: AbortSignal;
+  /**
+   * The stream to uppercase with, when the caller wants to watch its byte
+   * counts while the connection runs; `unicode` and `onChunk` are then
+   * ignored.
+   */
+  stream?: UpcaseStream;
   /** Called with each chunk received, before it is uppercased. */
   onChunk?: (chunk: Uint8Array) => void;
 }
@@ -84,7 +97,8 @@ export async function pipeConnection(
   options: PipeOptions = {},
 ): Promise<ConnectionResult> {
   const { unicode = false, signal, onChunk } = options;
-  const upcase = new UpcaseStream(onChunk ? { unicode, onChunk } : { unicode });
+  const upcase = options.stream ??
+    new UpcaseStream(onChunk ? { unicode, onChunk } : { unicode });
   const counts = () => ({ bytesIn: upcase.bytesIn, bytesOut: upcase.bytesOut });
   try {
     await duplex.readable.pipeThrough(upcase).pipeTo(
@@ -93,7 +107,10 @@ export async function pipeConnection(
     );
     return { ...counts(), reason: "eof" };
   } catch (error) {
-    if (signal?.aborted) return { ...counts(), reason: "shutdown" };
+    if (signal?.aborted) {
+      const reason = signal.reason === "idle" ? "idle" : "shutdown";
+      return { ...counts(), reason };
+    }
     if (isReset(error)) return { ...counts(), reason: "reset" };
     return { ...counts(), reason: "error", error };
   }

@@ -1,7 +1,9 @@
 import { getLogger } from "@logtape/logtape";
 import { type AcceptErrorKind, acceptLoop } from "./accept_loop.ts";
-import { runConnection } from "./connection_task.ts";
+import { AddressLimit } from "./address_limit.ts";
+import { ConnectionTask } from "./connection_task.ts";
 import { formatAddr } from "./format_addr.ts";
+import { IdleSweeper } from "./idle_sweeper.ts";
 
 const log = getLogger(["upcase", "server"]);
 
@@ -36,6 +38,28 @@ export interface ServeOptions {
    * @default {10000}
    */
   drainTimeout?: number;
+  /**
+   * Most connections open at once; at the limit the server stops accepting
+   * until one closes, and new clients wait in the kernel's backlog. 0 means
+   * no limit.
+   *
+   * @default {0}
+   */
+  maxConnections?: number;
+  /**
+   * Most connections open at once from one client address; more are closed
+   * as soon as they are accepted. 0 means no limit.
+   *
+   * @default {0}
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Milliseconds without a byte in either direction before a connection is
+   * closed; 0 turns the timeout off.
+   *
+   * @default {300000}
+   */
+  idleTimeout?: number;
   /** Called for every failed accept, with how it was handled. */
   onAcceptError?: (kind: AcceptErrorKind, err: unknown) => void;
 }
@@ -63,17 +87,15 @@ export interface UpcaseServer extends AsyncDisposable {
   shutdown(): Promise<DrainSummary>;
 }
 
-interface Tracked {
-  readonly cut: AbortController;
-  readonly done: Promise<unknown>;
-}
+// Refusals over the per-address limit are logged at most this often.
+const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 /**
  * Starts an upcase server: every connection is its own task, and whatever a
  * client sends comes back uppercased. It listens before it returns, so a
  * port in use or a missing permission throws here.
  *
- * @param options Where to listen, how to uppercase, and how to shut down.
+ * @param options Where to listen, how to uppercase, the limits, and how to shut down.
  * @returns the running server.
  *
  * @example Serve on a free port and shut down
@@ -95,25 +117,76 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
     signal,
     unicode = false,
     drainTimeout = 10_000,
+    maxConnections = 0,
+    maxConnectionsPerIp = 0,
+    idleTimeout = 300_000,
     onAcceptError,
   } = options;
   const listener = Deno.listen({ hostname, port, transport: "tcp" });
   const addr = listener.addr;
   const closing = new AbortController();
-  const active = new Map<number, Tracked>();
+  const active = new Map<number, ConnectionTask>();
+  const perAddress = new AddressLimit(maxConnectionsPerIp);
+  const sweeper = idleTimeout > 0 ? new IdleSweeper(idleTimeout) : undefined;
+  sweeper?.start();
   let nextId = 1;
+  let slotFreed: PromiseWithResolvers<void> | undefined;
+  let refused = 0;
+  let refusalLoggedAt = -Infinity;
+
+  function refuse(conn: Deno.TcpConn): void {
+    const peer = formatAddr(conn.remoteAddr);
+    try {
+      conn.close();
+    } catch {
+      // Nothing to release.
+    }
+    refused++;
+    const now = performance.now();
+    if (now - refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    log.warning(
+      "refused {refused} connections over the limit of {limit} per address (latest from {peer})",
+      { refused, limit: maxConnectionsPerIp, peer },
+    );
+    refused = 0;
+    refusalLoggedAt = now;
+  }
 
   function handle(conn: Deno.TcpConn): void {
-    const id = nextId++;
-    const cut = new AbortController();
-    const done = runConnection(conn, { id, unicode, signal: cut.signal })
-      .finally(() => active.delete(id));
-    active.set(id, { cut, done });
+    const host = conn.remoteAddr.hostname;
+    if (!perAddress.acquire(host)) return refuse(conn);
+    const task = new ConnectionTask(conn, { id: nextId++, unicode });
+    active.set(task.id, task);
+    sweeper?.add(task);
+    task.done.finally(() => {
+      active.delete(task.id);
+      sweeper?.delete(task);
+      perAddress.release(host);
+      slotFreed?.resolve();
+      slotFreed = undefined;
+    });
+  }
+
+  function waitForCapacity(): Promise<void> | undefined {
+    if (maxConnections === 0 || active.size < maxConnections) return undefined;
+    log.warning(
+      "connection limit of {limit} reached; accepting again when one closes",
+      {
+        limit: maxConnections,
+      },
+    );
+    slotFreed = Promise.withResolvers();
+    return slotFreed.promise.then(() => {
+      if (!closing.signal.aborted) {
+        log.info("a connection closed; accepting again");
+      }
+    });
   }
 
   const loop = acceptLoop(listener, {
     signal: closing.signal,
     onConnection: handle,
+    waitForCapacity,
     ...(onAcceptError ? { onAcceptError } : {}),
   });
 
@@ -147,9 +220,10 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
     if (outcome === "timeout") {
       const left = [...active.values()];
       cut = left.length;
-      for (const t of left) t.cut.abort();
+      for (const t of left) t.cut("shutdown");
       await Promise.all(left.map((t) => t.done));
     }
+    sweeper?.stop();
     const summary = { drained: open.length - cut, cut };
     log.info("shutdown complete: {drained} drained, {cut} cut", summary);
     return summary;

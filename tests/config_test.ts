@@ -15,6 +15,9 @@ Deno.test("parseConfig gives the documented defaults", () => {
     logLevel: "info",
     logFormat: "text",
     drainTimeout: 10,
+    maxConnections: 0,
+    maxConnectionsPerIp: 0,
+    idleTimeout: 300,
     help: false,
     version: false,
   });
@@ -32,6 +35,12 @@ Deno.test("parseConfig reads every flag", () => {
     "json",
     "--drain-timeout",
     "2.5",
+    "--max-connections",
+    "100",
+    "--max-connections-per-ip",
+    "3",
+    "--idle-timeout",
+    "0",
   ], noEnv);
   assertEquals(config.host, "127.0.0.2");
   assertEquals(config.port, 0);
@@ -39,6 +48,9 @@ Deno.test("parseConfig reads every flag", () => {
   assertEquals(config.logLevel, "trace");
   assertEquals(config.logFormat, "json");
   assertEquals(config.drainTimeout, 2.5);
+  assertEquals(config.maxConnections, 100);
+  assertEquals(config.maxConnectionsPerIp, 3);
+  assertEquals(config.idleTimeout, 0);
 });
 
 Deno.test("parseConfig reads every option from the environment", () => {
@@ -51,6 +63,9 @@ Deno.test("parseConfig reads every option from the environment", () => {
       UPCASE_LOG_LEVEL: "warning",
       UPCASE_LOG_FORMAT: "json",
       UPCASE_DRAIN_TIMEOUT: "0",
+      UPCASE_MAX_CONNECTIONS: "5",
+      UPCASE_MAX_CONNECTIONS_PER_IP: "2",
+      UPCASE_IDLE_TIMEOUT: "0.5",
     }),
   );
   assertEquals(
@@ -64,6 +79,11 @@ Deno.test("parseConfig reads every option from the environment", () => {
     ],
     ["::1", 9001, true, "warning", "json", 0],
   );
+  assertEquals([
+    config.maxConnections,
+    config.maxConnectionsPerIp,
+    config.idleTimeout,
+  ], [5, 2, 0.5]);
 });
 
 Deno.test("parseConfig lets a flag beat the environment", () => {
@@ -143,6 +163,25 @@ Deno.test("parseConfig rejects every kind of bad input with a message naming the
         "UPCASE_DRAIN_TIMEOUT",
       ],
       [["--host", ""], {}, TypeError, "Cannot parse --host"],
+      [
+        ["--max-connections", "-3"],
+        {},
+        TypeError,
+        'Cannot parse --max-connections: "-3" is not a whole number',
+      ],
+      [["--max-connections", "2.5"], {}, TypeError, "--max-connections"],
+      [
+        [],
+        { UPCASE_MAX_CONNECTIONS_PER_IP: "many" },
+        TypeError,
+        "UPCASE_MAX_CONNECTIONS_PER_IP",
+      ],
+      [
+        ["--idle-timeout", "forever"],
+        {},
+        TypeError,
+        "Cannot parse --idle-timeout",
+      ],
       [
         ["--unicode=maybe"],
         {},

@@ -183,6 +183,8 @@ Deno.test("serve throws AddrInUse for a port that is taken", () => {
 Deno.test("serve listens and serves on IPv6 loopback", async () => {
   await using server = serve({ hostname: "::1", port: 0, onListen() {} });
   assertEquals(server.addr.hostname, "::1");
-  const out = await exchange(server.addr.port, utf8("over v6"), { hostname: "::1" });
+  const out = await exchange(server.addr.port, utf8("over v6"), {
+    hostname: "::1",
+  });
   assertEquals(new TextDecoder().decode(out), "OVER V6");
 });
