@@ -153,6 +153,13 @@ export class ServerProcess implements AsyncDisposable {
     } = {},
   ): Promise<ServerProcess> {
     const { permissions = ["--allow-net"], env = {}, command } = options;
+    const level = args[args.indexOf("--log-level") + 1];
+    if (
+      args.includes("--log-level") && (level === "warning" || level === "error")
+    ) {
+      // The port is read from the "listening on" line, which is info level.
+      throw new Error("ServerProcess.start needs --log-level info or lower");
+    }
     const [cmd, ...cmdArgs] = command ??
       [Deno.execPath(), "run", ...permissions, `${ROOT}main.ts`];
     const child = new Deno.Command(cmd!, {
