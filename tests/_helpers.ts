@@ -196,27 +196,32 @@ export class ServerProcess implements AsyncDisposable {
     if (buffered) this.lines.push(buffered);
   }
 
-  /** Resolves with the first log line (past or future) that matches. */
-  waitForLine(pattern: RegExp): Promise<string> {
+  /**
+   * Resolves with the first log line (past or future) that matches. Rejects
+   * if the process ends first, or after `timeoutMs`, so that a server that
+   * lost the behaviour fails the test instead of hanging it.
+   */
+  waitForLine(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
     const seen = this.lines.find((l) => pattern.test(l));
     if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      this.#waiters.push({ match: (l) => pattern.test(l), resolve });
-      // If the process ends first, the line will never come.
-      this.child.status.then(async () => {
-        await this.#stderrDone;
-        await this.#stdoutDone;
-        const found = this.lines.find((l) => pattern.test(l));
-        if (found !== undefined) resolve(found);
-        else {reject(
-            new Error(
-              `Process ended before a line matched ${pattern}:\n${
-                this.lines.join("\n")
-              }`,
-            ),
-          );}
-      });
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    const fail = (why: string) =>
+      reject(
+        new Error(
+          `${why} before a line matched ${pattern}:\n${this.lines.join("\n")}`,
+        ),
+      );
+    const timer = setTimeout(() => fail(`${timeoutMs} ms passed`), timeoutMs);
+    this.#waiters.push({ match: (l) => pattern.test(l), resolve });
+    // If the process ends first, the line will never come.
+    this.child.status.then(async () => {
+      await this.#stderrDone;
+      await this.#stdoutDone;
+      const found = this.lines.find((l) => pattern.test(l));
+      if (found !== undefined) resolve(found);
+      else fail("The process ended");
     });
+    return promise.finally(() => clearTimeout(timer));
   }
 
   /** Waits for the process to exit and for its output to be read. */
