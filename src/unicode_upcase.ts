@@ -48,22 +48,47 @@ function hasNonAscii(bytes: Uint8Array): boolean {
   return false;
 }
 
-function upcaseValidRun(run: Uint8Array): Uint8Array {
-  if (!hasNonAscii(run)) return upcaseAsciiInPlace(run);
-  return encoder.encode(decoder.decode(run).toUpperCase());
-}
+/** An output buffer that is only made once the output's length changes. */
+class Output {
+  #bytes: Uint8Array | undefined;
+  #length = 0;
+  #copied = 0;
+  readonly #input: Uint8Array;
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
+  constructor(input: Uint8Array) {
+    this.#input = input;
   }
-  return out;
+
+  /** Puts `upper` in the place of input bytes `start` to `end`. */
+  replace(start: number, end: number, upper: Uint8Array): void {
+    if (!this.#bytes && upper.length === end - start) {
+      this.#input.set(upper, start);
+      return;
+    }
+    this.#append(this.#input.subarray(this.#copied, start));
+    this.#append(upper);
+    this.#copied = end;
+  }
+
+  /** The output, for input bytes up to `end`. */
+  finish(end: number): Uint8Array {
+    if (!this.#bytes) return this.#input.subarray(0, end);
+    this.#append(this.#input.subarray(this.#copied, end));
+    return this.#bytes.subarray(0, this.#length);
+  }
+
+  #append(part: Uint8Array): void {
+    const needed = this.#length + part.length;
+    if (!this.#bytes || needed > this.#bytes.length) {
+      const grown = new Uint8Array(
+        Math.max(needed, this.#input.length + 64) * 2,
+      );
+      if (this.#bytes) grown.set(this.#bytes.subarray(0, this.#length));
+      this.#bytes = grown;
+    }
+    this.#bytes.set(part, this.#length);
+    this.#length = needed;
+  }
 }
 
 /**
@@ -72,37 +97,41 @@ function concat(parts: Uint8Array[]): Uint8Array {
  * consumed: its length is returned as `rest`, so that a caller can prepend
  * it to the next chunk.
  *
- * @param bytes The input; ASCII-only input is changed in place.
+ * @param bytes The input; it is changed in place, and may be the output.
  * @returns the uppercased output and the length of the unfinished tail.
  */
 export function upcaseUtf8(
   bytes: Uint8Array,
 ): { output: Uint8Array; rest: number } {
-  if (!hasNonAscii(bytes)) {
-    return { output: upcaseAsciiInPlace(bytes), rest: 0 };
-  }
-  const parts: Uint8Array[] = [];
-  let runStart = 0;
+  // ASCII bytes never occur inside a multibyte sequence, so they can be
+  // mapped first, in place, whatever surrounds them.
+  upcaseAsciiInPlace(bytes);
+  if (!hasNonAscii(bytes)) return { output: bytes, rest: 0 };
+  const output = new Output(bytes);
   let i = 0;
   let end = bytes.length;
   while (i < end) {
     const n = sequenceLength(bytes, i);
-    if (n > 0) {
-      i += n;
-      continue;
-    }
     if (n === 0) {
       end = i;
       break;
     }
-    if (i > runStart) parts.push(upcaseValidRun(bytes.subarray(runStart, i)));
-    // An invalid byte passes through as it is; decoding would turn it
-    // into U+FFFD and change the client's data.
-    parts.push(bytes.subarray(i, i + 1));
-    runStart = ++i;
+    // ASCII is done; an invalid byte passes through as it is, since decoding
+    // would turn it into U+FFFD and change the client's data.
+    if (n < 2) {
+      i++;
+      continue;
+    }
+    // From here, the run of valid text is mapped in one go.
+    let j = i + n;
+    for (let m; j < end && (m = sequenceLength(bytes, j)) > 0;) j += m;
+    const upper = encoder.encode(
+      decoder.decode(bytes.subarray(i, j)).toUpperCase(),
+    );
+    output.replace(i, j, upper);
+    i = j;
   }
-  if (end > runStart) parts.push(upcaseValidRun(bytes.subarray(runStart, end)));
-  return { output: concat(parts), rest: bytes.length - end };
+  return { output: output.finish(end), rest: bytes.length - end };
 }
 
 /**
@@ -140,7 +169,9 @@ export class Utf8Upcaser {
   push(chunk: Uint8Array): Uint8Array {
     let input = chunk;
     if (this.#carry) {
-      input = concat([this.#carry, chunk]);
+      input = new Uint8Array(this.#carry.length + chunk.length);
+      input.set(this.#carry);
+      input.set(chunk, this.#carry.length);
       this.#carry = undefined;
     }
     const { output, rest } = upcaseUtf8(input);
