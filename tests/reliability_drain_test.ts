@@ -7,10 +7,16 @@ const BYTES = scale(2, 20) * 1_000_000;
 const CHUNK = 64 * 1024;
 
 /**
- * A client that streams `data`, checks every byte it gets back against
- * `expected` as it arrives, and reports when the first reply has come.
+ * A client that streams `data` and checks every byte it gets back against
+ * `expected` as it arrives. It sends the first chunk, reports when its reply
+ * has come, and sends the rest only once `resume` settles.
  */
-function streamingClient(port: number, data: Uint8Array, expected: Uint8Array) {
+function streamingClient(
+  port: number,
+  data: Uint8Array,
+  expected: Uint8Array,
+  resume: Promise<void>,
+) {
   const firstReply = Promise.withResolvers<void>();
   const done = (async () => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -30,6 +36,7 @@ function streamingClient(port: number, data: Uint8Array, expected: Uint8Array) {
         }
       })();
       for (let off = 0; off < data.length; off += CHUNK) {
+        if (off === CHUNK) await resume;
         const chunk = data.subarray(off, off + CHUNK);
         let written = 0;
         while (written < chunk.length) {
@@ -50,14 +57,16 @@ Deno.test("SIGTERM while many clients stream: every byte is echoed and the exit 
   await using server = await ServerProcess.start(["--drain-timeout", "120"]);
   const data = randomBytes(BYTES, 11);
   const expected = asciiUpper(data);
+  const resume = Promise.withResolvers<void>();
   const clients = Array.from(
     { length: CLIENTS },
-    () => streamingClient(server.port, data, expected),
+    () => streamingClient(server.port, data, expected, resume.promise),
   );
-  // Every client is mid-stream when the signal arrives.
+  // Every client is mid-stream when the signal arrives, and goes on after it.
   await Promise.all(clients.map((c) => c.firstReply));
   server.child.kill("SIGTERM");
   await server.waitForLine(/shutting down/);
+  resume.resolve();
   const received = await Promise.all(clients.map((c) => c.done));
   for (const bytes of received) assertEquals(bytes, BYTES);
   const status = await server.exit();
