@@ -149,12 +149,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const index = next++;
       const data = payloads[index % payloads.length]!;
       try {
-        report.bytesVerified += await verifiedExchange(
+        // Awaited first: `x += await y` reads x before the await and loses
+        // the other workers' updates.
+        const verified = await verifiedExchange(
           hostname,
           port,
           data,
           chunkSize,
         );
+        report.bytesVerified += verified;
         report.bytesSent += data.length;
         report.ok++;
       } catch (err) {
