@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { configureSync, type LogRecord, resetSync } from "@logtape/logtape";
 import { serve } from "../src/serve.ts";
+import { recordFigure } from "./_figures.ts";
 import { readAll, utf8 } from "./_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -97,6 +98,15 @@ Deno.test("serve at --max-connections stops accepting until a connection closes"
     assertEquals(count("closed; accepting again"), 1, messages.join("\n"));
     second.close();
     third.close();
+    await recordFigure({
+      test: "connection limit",
+      load: "--max-connections 2; a third client connects and sends",
+      faults: "a client beyond the limit",
+      result:
+        "third waits in the backlog, unaccepted, while two are open; served in full " +
+        "once one closes; limit and resume logged once each",
+      bytesLost: 0,
+    });
   });
 });
 
@@ -127,6 +137,14 @@ Deno.test("serve at --max-connections-per-ip closes further connections from tha
     assertEquals(await roundTrip(fourth, "d"), "D");
     first.close();
     fourth.close();
+    await recordFigure({
+      test: "per-address limit",
+      load: "--max-connections-per-ip 2; three clients from one address",
+      faults: "a client beyond its address's limit",
+      result:
+        "third closed at once with no reply, refusal logged; a slot frees when one closes",
+      bytesLost: 0,
+    });
   });
 });
 
@@ -154,5 +172,14 @@ Deno.test("serve closes a connection idle for --idle-timeout, and no busy one", 
     assertEquals(await roundTrip(busy, "still"), "STILL");
     idle.close();
     busy.close();
+    await recordFigure({
+      test: "idle timeout",
+      load:
+        "--idle-timeout 0.15; one idle client, one sending a byte every 50 ms for 600 ms",
+      faults: "a client that goes silent",
+      result:
+        "idle client closed with reason idle; the busy one kept its connection",
+      bytesLost: 0,
+    });
   });
 });
