@@ -61,6 +61,28 @@ function upper(b: number): number {
 }
 
 /**
+ * Writes all of `data` in writes of `chunkSize` bytes, finishing partial
+ * writes.
+ *
+ * @param conn Where to write.
+ * @param data The bytes.
+ * @param chunkSize The size of each write call.
+ */
+export async function writeInChunks(
+  conn: Deno.Conn,
+  data: Uint8Array,
+  chunkSize: number,
+): Promise<void> {
+  for (let off = 0; off < data.length; off += chunkSize) {
+    const chunk = data.subarray(off, off + chunkSize);
+    let written = 0;
+    while (written < chunk.length) {
+      written += await conn.write(chunk.subarray(written));
+    }
+  }
+}
+
+/**
  * Runs one connection: sends `data` while reading, half-closes, and checks
  * the reply byte by byte.
  *
@@ -92,13 +114,7 @@ export async function verifiedExchange(
       }
     })();
     const writing = (async () => {
-      for (let off = 0; off < data.length; off += chunkSize) {
-        const chunk = data.subarray(off, off + chunkSize);
-        let written = 0;
-        while (written < chunk.length) {
-          written += await conn.write(chunk.subarray(written));
-        }
-      }
+      await writeInChunks(conn, data, chunkSize);
       await conn.closeWrite();
     })();
     await Promise.all([reading, writing]);

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { writeInChunks } from "../bench/loadgen.ts";
+
 const encoder = new TextEncoder();
 
 /** The reference for ASCII mode: Python's `bytes.upper()`. */
@@ -46,13 +48,7 @@ export async function exchange(
   const conn = await Deno.connect({ hostname, port });
   try {
     const received = readAll(conn.readable);
-    for (let i = 0; i < data.length; i += chunkSize) {
-      const chunk = data.subarray(i, i + chunkSize);
-      let written = 0;
-      while (written < chunk.length) {
-        written += await conn.write(chunk.subarray(written));
-      }
-    }
+    await writeInChunks(conn, data, chunkSize);
     await conn.closeWrite();
     return await received;
   } finally {
