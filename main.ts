@@ -24,7 +24,7 @@ function printLine(stream: typeof Deno.stdout, line: string): void {
   while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
 }
 
-function wireSignals(server: UpcaseServer, drainSeconds: number): () => void {
+function wireSignals(shutdown: () => void, drainSeconds: number): () => void {
   let received = 0;
   const handlers = Object.entries(SIGNAL_NUMBERS).map(([name, number]) => {
     const signal = name as Deno.Signal;
@@ -37,7 +37,7 @@ function wireSignals(server: UpcaseServer, drainSeconds: number): () => void {
         signal,
         seconds: drainSeconds,
       });
-      void server.shutdown();
+      shutdown();
     };
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);
@@ -68,9 +68,14 @@ async function main(args: string[]): Promise<number> {
   }
   setupLogging({ level: config.logLevel, format: config.logFormat });
 
+  // Wired before the server listens, so that a signal sent as soon as it
+  // reports ready is not met by the default action.
+  const stop = new AbortController();
+  const unwire = wireSignals(() => stop.abort(), config.drainTimeout);
   let server: UpcaseServer;
   try {
     server = serve({
+      signal: stop.signal,
       hostname: config.host,
       port: config.port,
       unicode: config.unicode,
@@ -82,9 +87,9 @@ async function main(args: string[]): Promise<number> {
   } catch (err) {
     const addr = { hostname: config.host, port: config.port };
     printLine(Deno.stderr, `upcase: ${describeStartupError(err, addr)}`);
+    unwire();
     return 1;
   }
-  const unwire = wireSignals(server, config.drainTimeout);
   try {
     await server.finished;
     return 0;

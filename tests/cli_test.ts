@@ -13,7 +13,6 @@ import {
   exchange,
   randomBytes,
   ROOT,
-  runCli,
   ServerProcess,
   utf8,
 } from "./_helpers.ts";
@@ -26,7 +25,7 @@ function nonEmptyLines(text: string): string[] {
 }
 
 /**
- * Runs main.ts like runCli does, but kills it after `timeoutMs`: if the
+ * Runs main.ts like runCli from _helpers.ts does, but kills it after `timeoutMs`: if the
  * parser wrongly accepted bad input, the server would start and never exit,
  * and the test must fail instead of hanging.
  */
@@ -52,7 +51,9 @@ async function runBounded(
     };
     assert(
       !killer.signal.aborted,
-      `main.ts ${args.join(" ")} was still running after ${timeoutMs} ms:\n${result.stderr}`,
+      `main.ts ${
+        args.join(" ")
+      } was still running after ${timeoutMs} ms:\n${result.stderr}`,
     );
     return result;
   } finally {
@@ -107,8 +108,10 @@ const allowedFlags = [
   "--version",
 ];
 
-// `--host 127.0.0.1` goes first so that, should the parser ever accept the
-// bad input, the server it starts listens on loopback only.
+// Should the CLI ever start a server where it must not, it listens on
+// loopback only, on a free port.
+const SAFE = ["--host", "127.0.0.1", "--port", "0"];
+
 const BAD_INPUTS: BadInput[] = [
   {
     label: "an unknown flag",
@@ -123,7 +126,7 @@ const BAD_INPUTS: BadInput[] = [
   {
     label: "--port abc",
     args: ["--port", "abc"],
-    mentions: ["--port", '"abc"'],
+    mentions: ["--port", '"abc"', "0-65535"],
   },
   {
     label: "--log-level loud",
@@ -163,6 +166,8 @@ const BAD_INPUTS: BadInput[] = [
   },
 ];
 
+// Only --host is added in front of the bad input: a --port would hide the
+// UPCASE_PORT case and take part in the --port cases.
 for (const bad of BAD_INPUTS) {
   Deno.test(`cli rejects ${bad.label} with exit 2 and one line`, async () => {
     const out = await runBounded(["--host", "127.0.0.1", ...bad.args], {
@@ -193,6 +198,9 @@ Deno.test("cli lets a flag beat the environment", async () => {
     listening,
     /^\S+ \[INF\] upcase\.server: listening on 127\.0\.0\.1:\d+$/,
   );
+  // A served connection also proves that main() has wired its signal
+  // handlers, which it does after the "listening on" line.
+  assertEquals(await exchange(server.port, utf8("env")), utf8("ENV"));
   server.child.kill("SIGTERM");
   assertEquals((await server.exit()).code, 0);
   for (const line of server.lines) {
@@ -205,10 +213,12 @@ Deno.test("cli takes an option from the environment when no flag sets it", async
     permissions: ENV_PERMISSIONS,
     env: { UPCASE_LOG_FORMAT: "json" },
   });
+  // Served first, so that the signal handlers are in place (see above).
+  assertEquals(await exchange(server.port, utf8("env")), utf8("ENV"));
   server.child.kill("SIGTERM");
   assertEquals((await server.exit()).code, 0);
   const records = server.lines.map((l) => JSON.parse(l));
-  assert(records.length >= 3, server.lines.join("\n"));
+  assert(records.length >= 5, server.lines.join("\n"));
   assertEquals(
     records[0].message,
     `listening on 127.0.0.1:${server.port}`,
@@ -216,7 +226,9 @@ Deno.test("cli takes an option from the environment when no flag sets it", async
 });
 
 Deno.test("cli --help exits 0 and lists every option with its variable", async () => {
-  const out = await runCli(["--help"]);
+  const out = await runBounded(SAFE.concat("--help"), {
+    permissions: ["--allow-net"],
+  });
   assertEquals(out.code, 0);
   assertEquals(out.stderr, "");
   const lines = out.stdout.split("\n");
@@ -231,7 +243,9 @@ Deno.test("cli --help exits 0 and lists every option with its variable", async (
 });
 
 Deno.test("cli --version prints upcase and the version from deno.json", async () => {
-  const out = await runCli(["--version"]);
+  const out = await runBounded(SAFE.concat("--version"), {
+    permissions: ["--allow-net"],
+  });
   assertEquals(out.code, 0);
   assertEquals(out.stderr, "");
   assertEquals(out.stdout, `upcase ${denoJson.version}\n`);
@@ -266,7 +280,7 @@ Deno.test("cli exits 1 with one line when the address is not on this machine", a
 });
 
 Deno.test("cli without net permission exits 1 with one line naming --allow-net", async () => {
-  const out = await runBounded(["--host", "127.0.0.1", "--port", "0"], {
+  const out = await runBounded(SAFE, {
     permissions: [],
   });
   assertEquals(out.code, 1, out.stderr);
