@@ -24,6 +24,14 @@ export interface LoadOptions {
   seed?: number;
   /** Stop starting new connections once this aborts. */
   signal?: AbortSignal;
+  /**
+   * Fail a connection that has not finished after this many milliseconds,
+   * so that a server that stops answering fails the run instead of hanging
+   * it.
+   *
+   * @default {Infinity}
+   */
+  timeoutMs?: number;
 }
 
 /** What a run of {@linkcode runLoad} saw. */
@@ -36,7 +44,10 @@ export interface LoadReport {
   bytesSent: number;
   /** Bytes received and checked in all. */
   bytesVerified: number;
-  /** Bytes sent whose uppercase never came back, over failed connections. */
+  /**
+   * Bytes sent whose uppercase never came back: on each failed connection,
+   * everything after the last byte that came back right.
+   */
   bytesLost: number;
   /** The first few failures, for the report. */
   errors: string[];
@@ -83,24 +94,58 @@ export async function writeInChunks(
 }
 
 /**
+ * A failed {@linkcode verifiedExchange}. It says how many reply bytes had
+ * been checked, in order, before the failure, so that a report can count
+ * exactly the bytes whose uppercase never came back.
+ */
+export class ExchangeError extends Error {
+  /** Reply bytes that were right, from the start, before the failure. */
+  readonly verified: number;
+
+  /**
+   * @param message What went wrong.
+   * @param verified Reply bytes checked before the failure.
+   * @param options The underlying error, if any.
+   */
+  constructor(message: string, verified: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ExchangeError";
+    this.verified = verified;
+  }
+}
+
+/**
  * Runs one connection: sends `data` while reading, half-closes, and checks
  * the reply byte by byte.
  *
- * @returns how many reply bytes were right; throws on any mismatch.
+ * @param signal Aborting it closes the connection and fails the exchange.
+ * @returns how many reply bytes were right; throws an
+ * {@linkcode ExchangeError} on any failure or mismatch.
  */
 export async function verifiedExchange(
   hostname: string,
   port: number,
   data: Uint8Array,
   chunkSize: number,
+  signal?: AbortSignal,
 ): Promise<number> {
-  const conn = await Deno.connect({ hostname, port });
   let checked = 0;
+  let conn: Deno.TcpConn | undefined;
+  let closed = false;
+  const close = () => {
+    if (closed || !conn) return;
+    closed = true;
+    conn.close();
+  };
   try {
+    signal?.throwIfAborted();
+    conn = await Deno.connect({ hostname, port });
+    const c = conn;
+    signal?.addEventListener("abort", close, { once: true });
     const reading = (async () => {
       const buf = new Uint8Array(64 * 1024);
       while (true) {
-        const n = await conn.read(buf);
+        const n = await c.read(buf);
         if (n === null) break;
         for (let i = 0; i < n; i++) {
           if (checked >= data.length) {
@@ -114,16 +159,52 @@ export async function verifiedExchange(
       }
     })();
     const writing = (async () => {
-      await writeInChunks(conn, data, chunkSize);
-      await conn.closeWrite();
+      await writeInChunks(c, data, chunkSize);
+      await c.closeWrite();
     })();
     await Promise.all([reading, writing]);
     if (checked !== data.length) {
       throw new Error(`short reply: ${checked} of ${data.length} bytes`);
     }
     return checked;
+  } catch (err) {
+    const message = signal?.aborted
+      ? `aborted: ${signal.reason}`
+      : err instanceof Error
+      ? err.message
+      : String(err);
+    throw new ExchangeError(message, checked, { cause: err });
   } finally {
-    conn.close();
+    signal?.removeEventListener("abort", close);
+    close();
+  }
+}
+
+async function timedExchange(
+  hostname: string,
+  port: number,
+  data: Uint8Array,
+  options: { chunkSize: number; timeoutMs: number },
+): Promise<number> {
+  const { chunkSize, timeoutMs } = options;
+  if (timeoutMs === Infinity) {
+    return verifiedExchange(hostname, port, data, chunkSize);
+  }
+  const timeout = new AbortController();
+  const timer = setTimeout(
+    () => timeout.abort(`no end after ${timeoutMs} ms`),
+    timeoutMs,
+  );
+  try {
+    return await verifiedExchange(
+      hostname,
+      port,
+      data,
+      chunkSize,
+      timeout.signal,
+    );
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -143,6 +224,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     chunkSize = 16 * 1024,
     seed = 1,
     signal,
+    timeoutMs = Infinity,
   } = options;
   const report: LoadReport = {
     ok: 0,
@@ -167,19 +249,20 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       try {
         // Awaited first: `x += await y` reads x before the await and loses
         // the other workers' updates.
-        const verified = await verifiedExchange(
-          hostname,
-          port,
-          data,
+        const verified = await timedExchange(hostname, port, data, {
           chunkSize,
-        );
+          timeoutMs,
+        });
         report.bytesVerified += verified;
         report.bytesSent += data.length;
         report.ok++;
       } catch (err) {
+        // Bytes checked before the failure came back right; the rest is lost.
+        const verified = err instanceof ExchangeError ? err.verified : 0;
         report.failed++;
         report.bytesSent += data.length;
-        report.bytesLost += data.length;
+        report.bytesVerified += verified;
+        report.bytesLost += data.length - verified;
         if (report.errors.length < 5) {
           report.errors.push(
             `connection ${index}: ${err instanceof Error ? err.message : err}`,
