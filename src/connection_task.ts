@@ -4,6 +4,7 @@ import {
   type CutReason,
   pipeConnection,
 } from "./connection.ts";
+import { readableFromConn } from "./conn_readable.ts";
 import { formatAddr } from "./format_addr.ts";
 import { previewBytes } from "./preview.ts";
 import { UpcaseStream } from "./upcase_stream.ts";
@@ -89,7 +90,11 @@ export class ConnectionTask {
   async #run(conn: Deno.Conn): Promise<ConnectionResult> {
     let result: ConnectionResult;
     try {
-      result = await pipeConnection(conn, {
+      const duplex = {
+        readable: readableFromConn(conn),
+        writable: conn.writable,
+      };
+      result = await pipeConnection(duplex, {
         stream: this.#stream,
         signal: this.#cut.signal,
       });
