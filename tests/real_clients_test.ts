@@ -16,10 +16,13 @@ async function run(
     stderr: "piped",
   })
     .spawn();
+  // Reading and writing at once: the client stops reading its input when
+  // nobody reads its output.
+  const output = child.output();
   const writer = child.stdin.getWriter();
   await writer.write(stdin);
   await writer.close();
-  const out = await child.output();
+  const out = await output;
   return {
     code: out.code,
     stdout: out.stdout,
