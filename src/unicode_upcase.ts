@@ -1,4 +1,6 @@
+import { upcaseAsciiPrefix } from "./ascii_scan.ts";
 import { upcaseAsciiInPlace } from "./ascii_upcase.ts";
+import { upcaseSimdInPlace, upcaseSimdPrefix } from "./simd_upcase.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -39,13 +41,6 @@ function sequenceLength(bytes: Uint8Array, i: number): number {
     hi = 0xbf;
   }
   return need + 1;
-}
-
-function hasNonAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i]! >= 0x80) return true;
-  }
-  return false;
 }
 
 /** An output buffer that is only made once the output's length changes. */
@@ -99,16 +94,33 @@ class Output {
  *
  * @param bytes The input; it is changed in place, and may be the output.
  * @returns the uppercased output and the length of the unfinished tail.
+ *
+ * @example Uppercase text that ends inside a character
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { upcaseUtf8 } from "./unicode_upcase.ts";
+ *
+ * const bytes = new TextEncoder().encode("abc straße 日");
+ * const { output, rest } = upcaseUtf8(bytes.subarray(0, bytes.length - 1));
+ * assertEquals(new TextDecoder().decode(output), "ABC STRASSE ");
+ * assertEquals(rest, 2); // the first two of the three bytes of "日"
+ * ```
  */
 export function upcaseUtf8(
   bytes: Uint8Array,
 ): { output: Uint8Array; rest: number } {
-  // ASCII bytes never occur inside a multibyte sequence, so they can be
-  // mapped first, in place, whatever surrounds them.
-  upcaseAsciiInPlace(bytes);
-  if (!hasNonAscii(bytes)) return { output: bytes, rest: 0 };
+  // Most text is ASCII, and an ASCII prefix needs no decoding: one pass
+  // uppercases it and finds where it ends (in the SIMD kernel when the bytes
+  // are in its memory).
+  let start = upcaseSimdPrefix(bytes);
+  if (start < 0) start = upcaseAsciiPrefix(bytes);
+  if (start === bytes.length) return { output: bytes, rest: 0 };
+  // ASCII bytes never occur inside a multibyte sequence, so the rest of them
+  // can be mapped first, in place, whatever surrounds them.
+  const after = bytes.subarray(start);
+  if (!upcaseSimdInPlace(after)) upcaseAsciiInPlace(after);
   const output = new Output(bytes);
-  let i = 0;
+  let i = start;
   let end = bytes.length;
   while (i < end) {
     const n = sequenceLength(bytes, i);
