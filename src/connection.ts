@@ -1,3 +1,4 @@
+import { isReset } from "./reset_error.ts";
 import { UpcaseStream } from "./upcase_stream.ts";
 
 /** Anything with a byte stream in each direction, such as a `Deno.Conn`. */
@@ -52,20 +53,6 @@ export interface PipeOptions {
   stream?: UpcaseStream;
   /** Called with each chunk received, before it is uppercased. */
   onChunk?: (chunk: Uint8Array) => void;
-}
-
-const RESET_NAMES = new Set([
-  "ConnectionReset",
-  "BrokenPipe",
-  "ConnectionAborted",
-]);
-const RESET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
-
-function isReset(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  return RESET_NAMES.has(err.name) ||
-    (typeof code === "string" && RESET_CODES.has(code));
 }
 
 /**

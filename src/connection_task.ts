@@ -1,13 +1,10 @@
 import { getLogger } from "@logtape/logtape";
-import {
-  type ConnectionResult,
-  type CutReason,
-  pipeConnection,
-} from "./connection.ts";
-import { readableFromConn } from "./conn_readable.ts";
+import type { ConnectionResult, CutReason } from "./connection.ts";
+import { pumpConn } from "./conn_pump.ts";
 import { formatAddr } from "./format_addr.ts";
 import { previewBytes } from "./preview.ts";
-import { UpcaseStream } from "./upcase_stream.ts";
+import { isReset } from "./reset_error.ts";
+import { Upcaser } from "./upcaser.ts";
 
 const log = getLogger(["upcase", "conn"]);
 
@@ -17,6 +14,8 @@ export interface ConnectionTaskOptions {
   id: number;
   /** Uppercase with full Unicode case rules. */
   unicode: boolean;
+  /** Called after each chunk; see `PumpOptions.afterChunk`. */
+  afterChunk?: () => Promise<void> | undefined;
 }
 
 /**
@@ -37,8 +36,10 @@ export class ConnectionTask {
   readonly startedAt: number = performance.now();
   /** Settles with the result once the connection is closed and logged. */
   readonly done: Promise<ConnectionResult>;
-  #stream: UpcaseStream;
-  #cut = new AbortController();
+  readonly #upcaser: Upcaser;
+  readonly #conn: Deno.Conn;
+  #cutReason: CutReason | undefined;
+  #closed = false;
 
   /**
    * Starts serving `conn`.
@@ -47,7 +48,7 @@ export class ConnectionTask {
    * @param options The connection's id and the case mode.
    */
   constructor(conn: Deno.Conn, options: ConnectionTaskOptions) {
-    const { id, unicode } = options;
+    const { id, unicode, afterChunk } = options;
     this.id = id;
     const addr = conn.remoteAddr;
     this.peer = formatAddr(addr);
@@ -61,21 +62,20 @@ export class ConnectionTask {
           preview: previewBytes(chunk),
         })
       : undefined;
-    this.#stream = new UpcaseStream(
-      onChunk ? { unicode, onChunk } : { unicode },
-    );
+    this.#upcaser = new Upcaser(onChunk ? { unicode, onChunk } : { unicode });
+    this.#conn = conn;
     log.info("connection {id} opened from {peer}", { id, peer: this.peer });
-    this.done = this.#run(conn);
+    this.done = this.#run(afterChunk);
   }
 
   /** Bytes received so far. */
   get bytesIn(): number {
-    return this.#stream.bytesIn;
+    return this.#upcaser.bytesIn;
   }
 
   /** Bytes produced for the client so far. */
   get bytesOut(): number {
-    return this.#stream.bytesOut;
+    return this.#upcaser.bytesOut;
   }
 
   /**
@@ -84,37 +84,45 @@ export class ConnectionTask {
    * @param reason Why the server cuts it.
    */
   cut(reason: CutReason): void {
-    this.#cut.abort(reason);
+    if (this.#closed) return;
+    this.#cutReason = reason;
+    // The pending read or write then fails, and #run reports the reason.
+    this.#close();
   }
 
-  async #run(conn: Deno.Conn): Promise<ConnectionResult> {
-    let result: ConnectionResult;
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+
+  async #run(
+    afterChunk: ConnectionTaskOptions["afterChunk"],
+  ): Promise<ConnectionResult> {
+    let reason: ConnectionResult["reason"] = "eof";
+    let error: unknown;
     try {
-      const duplex = {
-        readable: readableFromConn(conn),
-        writable: conn.writable,
-      };
-      result = await pipeConnection(duplex, {
-        stream: this.#stream,
-        signal: this.#cut.signal,
-      });
-    } catch (error) {
-      result = {
-        bytesIn: this.bytesIn,
-        bytesOut: this.bytesOut,
-        reason: "error",
-        error,
-      };
+      const upcaser = this.#upcaser;
+      await pumpConn(
+        this.#conn,
+        afterChunk ? { upcaser, afterChunk } : { upcaser },
+      );
+    } catch (err) {
+      if (this.#cutReason) reason = this.#cutReason;
+      else if (isReset(err)) reason = "reset";
+      else [reason, error] = ["error", err];
     } finally {
-      try {
-        conn.close();
-      } catch {
-        // The finished pipe closed it already.
-      }
+      this.#close();
     }
+    const result: ConnectionResult = {
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      reason,
+      ...(reason === "error" ? { error } : {}),
+    };
     const durationMs = Math.round((performance.now() - this.startedAt) * 10) /
       10;
-    const { bytesIn, bytesOut, reason, error } = result;
+    const { bytesIn, bytesOut } = result;
     const { id, peer } = this;
     log.info(
       "connection {id} closed ({reason}): {bytesIn} bytes in, {bytesOut} bytes out, {durationMs} ms, peer {peer}",

@@ -1,17 +1,7 @@
-import { upcaseAsciiInPlace } from "./ascii_upcase.ts";
-import { Utf8Upcaser } from "./unicode_upcase.ts";
+import { Upcaser, type UpcaserOptions } from "./upcaser.ts";
 
 /** Options for {@linkcode UpcaseStream}. */
-export interface UpcaseStreamOptions {
-  /**
-   * Map letters with full Unicode case rules instead of ASCII only.
-   *
-   * @default {false}
-   */
-  unicode?: boolean;
-  /** Called with each chunk as it arrives, before it is changed. */
-  onChunk?: (chunk: Uint8Array) => void;
-}
+export type UpcaseStreamOptions = UpcaserOptions;
 
 /**
  * A stream that uppercases what passes through it and counts the bytes.
@@ -38,8 +28,7 @@ export interface UpcaseStreamOptions {
  * ```
  */
 export class UpcaseStream extends TransformStream<Uint8Array, Uint8Array> {
-  #bytesIn = 0;
-  #bytesOut = 0;
+  readonly #upcaser: Upcaser;
 
   /**
    * Creates the stream.
@@ -47,33 +36,21 @@ export class UpcaseStream extends TransformStream<Uint8Array, Uint8Array> {
    * @param options How to map letters, and an optional tap on the input.
    */
   constructor(options: UpcaseStreamOptions = {}) {
-    const { unicode = false, onChunk } = options;
-    const utf8 = unicode ? new Utf8Upcaser() : undefined;
+    const upcaser = new Upcaser(options);
     super({
-      transform: (chunk, controller) => {
-        this.#bytesIn += chunk.length;
-        onChunk?.(chunk);
-        const out = utf8 ? utf8.push(chunk) : upcaseAsciiInPlace(chunk);
-        if (out.length === 0) return;
-        this.#bytesOut += out.length;
-        controller.enqueue(out);
-      },
-      flush: (controller) => {
-        const rest = utf8?.flush();
-        if (!rest?.length) return;
-        this.#bytesOut += rest.length;
-        controller.enqueue(rest);
-      },
+      transform: (chunk, controller) => upcaser.transform(chunk, controller),
+      flush: (controller) => upcaser.flush(controller),
     });
+    this.#upcaser = upcaser;
   }
 
   /** Bytes taken in so far. */
   get bytesIn(): number {
-    return this.#bytesIn;
+    return this.#upcaser.bytesIn;
   }
 
   /** Bytes handed on so far. */
   get bytesOut(): number {
-    return this.#bytesOut;
+    return this.#upcaser.bytesOut;
   }
 }

@@ -6,9 +6,9 @@ import { ServerProcess } from "./_helpers.ts";
 const CONNECTIONS = scale(30_000, 100_000);
 const CONCURRENCY = 100;
 const BYTES = 256;
-// The server's heap grows to its working size over the first few thousand
-// connections (about 45 -> 185 MiB here); memory is compared from then on.
-const WARMUP = 5_000;
+// The server's heap grows to its working size over the first 15,000 or so
+// connections (about 45 -> 130 MiB here); memory is compared from then on.
+const WARMUP = 20_000;
 const BATCH = 2_500;
 // Measured here over 200,000 connections: RSS holds at 182-206 MiB, moving
 // in steps of about 15 MiB (8%) as V8 resizes its heap, with no upward
