@@ -1,0 +1,3 @@
+module upcase/peers/go_server
+
+go 1.19
