@@ -1,0 +1,3 @@
+module upcase/loadgen
+
+go 1.19
