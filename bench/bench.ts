@@ -1,0 +1,357 @@
+/**
+ * The side-by-side benchmark: `deno task bench [--quick] [--only a,b]`.
+ *
+ * Runs upcase and every peer in `bench/peers/` one after another, each on
+ * core 0, against the Go load generator on core 1, and writes
+ * `docs/bench.md` and `docs/bench.svg` (a `--quick` run prints the report
+ * and writes nothing).
+ *
+ * @module
+ */
+import { parseArgs } from "@std/cli";
+import {
+  renderMarkdown,
+  renderSvg,
+  type RunInfo,
+  type ServerFigures,
+} from "./bench_report.ts";
+import { buildLoadgen, openIdle, runGoLoad } from "./loadgen_go.ts";
+import { type Peer, PEERS } from "./peers/peers.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const SERVER_CPU = 0;
+const LOAD_CPU = 1;
+const decoder = new TextDecoder();
+
+interface Server {
+  name: string;
+  label: string;
+  tools: string[];
+  build?: Peer["build"];
+  command(port: number, built?: string): string[];
+  env?: Record<string, string>;
+  /** Where the bound port is announced. */
+  announce: { stream: "stdout" | "stderr"; pattern: RegExp };
+}
+
+const UPCASE: Server = {
+  name: "upcase",
+  label: "this project, `deno run` with its permission flags",
+  tools: [],
+  command: (port) => [
+    Deno.execPath(),
+    "run",
+    "--allow-net",
+    "--allow-env",
+    `${ROOT}main.ts`,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+  ],
+  announce: { stream: "stderr", pattern: /listening on 127\.0\.0\.1:(\d+)/ },
+};
+
+function peerServer(peer: Peer): Server {
+  return {
+    ...peer,
+    announce: { stream: "stdout", pattern: /^listening (\d+)/m },
+  };
+}
+
+function hasTool(tool: string): boolean {
+  const dirs = tool.includes("/")
+    ? [""]
+    : (Deno.env.get("PATH") ?? "").split(":").map((d) => `${d}/`);
+  return dirs.some((d) => {
+    try {
+      return Deno.statSync(`${d}${tool}`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A server process pinned to its core, with its port and pid. */
+class Running implements AsyncDisposable {
+  constructor(
+    readonly child: Deno.ChildProcess,
+    readonly port: number,
+    readonly drained: Promise<unknown>,
+  ) {}
+
+  static async start(server: Server, built?: string): Promise<Running> {
+    const [cmd, ...args] = [
+      "taskset",
+      "-c",
+      String(SERVER_CPU),
+      ...server.command(0, built),
+    ];
+    const child = new Deno.Command(cmd!, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      ...(server.env ? { env: server.env } : {}),
+    }).spawn();
+    const watched = server.announce.stream === "stdout"
+      ? child.stdout
+      : child.stderr;
+    const other = server.announce.stream === "stdout"
+      ? child.stderr
+      : child.stdout;
+    const otherDrained = other.pipeTo(new WritableStream());
+    const reader = watched.getReader();
+    let text = "";
+    const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    let match: RegExpMatchArray | null = null;
+    while (!(match = text.match(server.announce.pattern))) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    clearTimeout(deadline);
+    // Keep reading, so that a chatty server never blocks on a full pipe.
+    const drained = Promise.all([
+      (async () => {
+        while (!(await reader.read()).done) { /* discard */ }
+      })(),
+      otherDrained,
+    ]);
+    if (!match) {
+      await drained;
+      await child.status;
+      throw new Error(`${server.name} did not announce its port: ${text}`);
+    }
+    return new Running(child, Number(match[1]), drained);
+  }
+
+  /** Resident memory in KiB, from `ps` (Deno reads /proc only with --allow-all). */
+  rssKiB(): number {
+    const out = new Deno.Command("ps", {
+      args: ["-o", "rss=", "-p", String(this.child.pid)],
+    }).outputSync();
+    const kib = Number(decoder.decode(out.stdout).trim());
+    if (!out.success || !(kib > 0)) throw new Error("ps found no RSS");
+    return kib;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await this.child.status;
+    await this.drained;
+  }
+}
+
+interface Sizes {
+  idleConns: number;
+  pingpongConns: number;
+  seconds: number;
+  warmup: number;
+}
+
+async function measure(
+  server: Server,
+  loadgen: string,
+  sizes: Sizes,
+  built?: string,
+): Promise<ServerFigures> {
+  const figures: ServerFigures = {
+    name: server.name,
+    label: server.label,
+    notes: [],
+    loadCpu: {},
+  };
+  const run = async (
+    scenario: string,
+    body: (addr: string, running: Running) => Promise<void>,
+  ) => {
+    // A fresh process for every scenario, so that one cannot tax the next.
+    await using running = await Running.start(server, built);
+    try {
+      await body(`127.0.0.1:${running.port}`, running);
+    } catch (err) {
+      figures.notes.push(`${scenario}: ${(err as Error).message}`);
+    }
+    log(`  ${server.name} ${scenario} done`);
+  };
+  const timing = { duration: sizes.seconds, warmup: sizes.warmup };
+
+  await run("idle", async (addr, running) => {
+    const before = running.rssKiB();
+    await using idle = await openIdle(loadgen, {
+      addr,
+      conns: sizes.idleConns,
+      cpu: LOAD_CPU,
+    });
+    if (idle.ready.errors > 0) {
+      throw new Error(`${idle.ready.errors} connections failed to open`);
+    }
+    const during = running.rssKiB();
+    const done = await idle.finish();
+    if (done.errors > 0) {
+      throw new Error(`${done.errors} errors: ${done.firstError}`);
+    }
+    figures.idleKB = (during - before) * 1024 / 1000 / sizes.idleConns;
+  });
+  for (const [key, conns] of [["bulk1", 1], ["bulk100", 100]] as const) {
+    await run(key, async (addr) => {
+      const r = await runGoLoad(loadgen, {
+        addr,
+        mode: "bulk",
+        conns,
+        cpu: LOAD_CPU,
+        ...timing,
+      });
+      if (r.errors > 0) throw new Error(`${r.errors} errors: ${r.firstError}`);
+      figures[key] = r.mbPerSec;
+      figures.loadCpu[key] = r.cpuPercent;
+    });
+  }
+  for (
+    const [key, conns] of [
+      ["pingpong", sizes.pingpongConns],
+      ["pingpong1", 1],
+    ] as const
+  ) {
+    await run(key, async (addr) => {
+      const r = await runGoLoad(loadgen, {
+        addr,
+        mode: "pingpong",
+        conns,
+        cpu: LOAD_CPU,
+        ...timing,
+      });
+      if (r.errors > 0) throw new Error(`${r.errors} errors: ${r.firstError}`);
+      figures[key] = r;
+      figures.loadCpu[key] = r.cpuPercent;
+    });
+  }
+  return figures;
+}
+
+async function kernels(): Promise<Record<string, number>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["bench", "--json", `${ROOT}bench/kernel_bench.ts`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const report = JSON.parse(decoder.decode(out.stdout)) as {
+    benches: {
+      name: string;
+      group?: string;
+      results: { ok?: { avg: number } }[];
+    }[];
+  };
+  const result: Record<string, number> = {};
+  for (const b of report.benches) {
+    const avg = b.results[0]?.ok?.avg;
+    if (b.group === "64 KiB" && avg) result[b.name] = 65536 / avg;
+  }
+  return result;
+}
+
+function version(cmd: string[], pick = (s: string) => s.split("\n")[0]!) {
+  try {
+    const out = new Deno.Command(cmd[0]!, { args: cmd.slice(1) }).outputSync();
+    return pick(decoder.decode(out.stdout) + decoder.decode(out.stderr)).trim();
+  } catch {
+    return "missing";
+  }
+}
+
+function log(line: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`bench: ${line}\n`));
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(Deno.args, {
+    boolean: ["quick"],
+    string: ["only"],
+  });
+  const quick = args.quick as boolean;
+  const only = args.only ? String(args.only).split(",") : undefined;
+  const sizes: Sizes = quick
+    ? { idleConns: 500, pingpongConns: 100, seconds: 1, warmup: 0.3 }
+    : { idleConns: 10_000, pingpongConns: 1000, seconds: 5, warmup: 1 };
+  if (!hasTool("taskset") || !hasTool("go")) {
+    throw new Error(
+      "The benchmark needs taskset and go (apt-get install util-linux golang-go)",
+    );
+  }
+  const dir = await Deno.makeTempDir({ prefix: "upcase-bench-" });
+  try {
+    log("building the load generator");
+    const loadgen = await buildLoadgen(dir);
+    const all: ServerFigures[] = [];
+    for (const server of [UPCASE, ...PEERS.map(peerServer)]) {
+      if (only && !only.includes(server.name)) continue;
+      const missing = server.tools.filter((t) => !hasTool(t));
+      if (missing.length > 0) {
+        log(`skipping ${server.name}: ${missing.join(", ")} not installed`);
+        all.push({
+          name: server.name,
+          label: server.label,
+          notes: [`skipped: ${missing.join(", ")} not installed`],
+          loadCpu: {},
+        });
+        continue;
+      }
+      let built: string | undefined;
+      if (server.build) {
+        built = `${dir}/${server.name}`;
+        const [cmd, ...rest] = server.build.cmd(built);
+        const out = await new Deno.Command(cmd!, {
+          args: rest,
+          cwd: server.build.cwd,
+          env: { GOPROXY: "off", GOTOOLCHAIN: "local" },
+        }).output();
+        if (!out.success) throw new Error(decoder.decode(out.stderr));
+      }
+      log(`measuring ${server.name}`);
+      all.push(await measure(server, loadgen, sizes, built));
+    }
+    log("measuring the kernels");
+    const info: RunInfo = {
+      date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
+      machine: `${navigator.hardwareConcurrency} cores, ${
+        Math.round(Deno.systemMemoryInfo().total / 2 ** 30)
+      } GiB, Linux ${Deno.osRelease()}`,
+      versions: [
+        `Deno ${Deno.version.deno}`,
+        version(["node", "--version"]).replace(/^v/, "Node "),
+        version(["go", "version"]),
+        version(
+          [
+            "/usr/bin/python3",
+            "-c",
+            "import gevent,sys;print('gevent',gevent.__version__,'on Python',sys.version.split()[0])",
+          ],
+        ),
+      ],
+      sizes,
+      kernels: await kernels(),
+      quick,
+    };
+    const markdown = renderMarkdown(all, info);
+    if (quick) {
+      Deno.stdout.writeSync(new TextEncoder().encode(markdown));
+    } else {
+      await Deno.writeTextFile(`${ROOT}docs/bench.md`, markdown);
+      await Deno.writeTextFile(`${ROOT}docs/bench.svg`, renderSvg(all));
+      await new Deno.Command(Deno.execPath(), {
+        args: ["fmt", `${ROOT}docs/bench.md`],
+        stderr: "null",
+      }).output();
+      log("wrote docs/bench.md and docs/bench.svg");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();

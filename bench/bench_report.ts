@@ -1,0 +1,312 @@
+/**
+ * Turns one benchmark run into `docs/bench.md` and `docs/bench.svg`.
+ *
+ * @module
+ */
+
+/** One server's figures in one run; a missing figure is `undefined`. */
+export interface ServerFigures {
+  /** Short name, e.g. `upcase`, `gevent`. */
+  name: string;
+  /** What the server is. */
+  label: string;
+  /** Bulk 64 KiB writes, 1 connection, MB/s. */
+  bulk1?: number;
+  /** Bulk, 100 connections, MB/s. */
+  bulk100?: number;
+  /** Ping-pong 64 B, many connections. */
+  pingpong?: PingpongFigures;
+  /** Ping-pong 64 B, one connection. */
+  pingpong1?: PingpongFigures;
+  /** Resident memory per idle connection, in KB (1000 bytes). */
+  idleKB?: number;
+  /** Why a server or scenario has no figures. */
+  notes: string[];
+  /** The load generator's CPU use per scenario, in % of one core. */
+  loadCpu: Record<string, number>;
+}
+
+/** Ping-pong figures. */
+export interface PingpongFigures {
+  /** Messages per second. */
+  msgsPerSec: number;
+  /** Round-trip percentiles in µs. */
+  p50Us: number;
+  /** 99th percentile in µs. */
+  p99Us: number;
+  /** 99.9th percentile in µs. */
+  p999Us: number;
+  /** Messages completed by the least served connection. */
+  minConnMsgs: number;
+  /** (connection, second) pairs in which a connection got no reply. */
+  starvedConnWindows: number;
+}
+
+/** What the run was and where. */
+export interface RunInfo {
+  /** ISO date of the run. */
+  date: string;
+  /** Machine description. */
+  machine: string;
+  /** Tool versions. */
+  versions: string[];
+  /** Scenario sizes, for the text. */
+  sizes: { idleConns: number; pingpongConns: number; seconds: number };
+  /** Kernel throughput in GB/s by benchmark name. */
+  kernels: Record<string, number>;
+  /** Whether this was a `--quick` smoke run. */
+  quick: boolean;
+}
+
+const fmt = (v: number | undefined, digits = 0) =>
+  v === undefined ? "–" : v.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+const ms = (us: number | undefined) =>
+  us === undefined ? "–" : (us / 1000).toFixed(us < 10_000 ? 2 : 1);
+
+/** Target checks: each is a line of the report. */
+export function targets(
+  all: ServerFigures[],
+  info: RunInfo,
+): { text: string; met: boolean | undefined }[] {
+  const us = all.find((s) => s.name === "upcase");
+  const peers = all.filter((s) => s.name !== "upcase");
+  const byName = (n: string) => peers.find((s) => s.name === n);
+  const out: { text: string; met: boolean | undefined }[] = [];
+  const idle = us?.idleKB;
+  out.push({
+    text: `Idle memory at most 6 KB per connection at ${
+      fmt(info.sizes.idleConns)
+    } connections: ${fmt(idle, 1)} KB`,
+    met: idle === undefined ? undefined : idle <= 6,
+  });
+  const go = byName("go-64k")?.pingpong;
+  const pp = us?.pingpong;
+  if (go && pp) {
+    const ratio = pp.msgsPerSec / go.msgsPerSec;
+    out.push({
+      text: `Ping-pong ${info.sizes.pingpongConns} connections: ${
+        ratio.toFixed(2)
+      }x Go's msg/s (target 1.1x); p99 ${ms(pp.p99Us)} ms vs Go ${
+        ms(go.p99Us)
+      } ms; p999 ${ms(pp.p999Us)} ms vs Go ${ms(go.p999Us)} ms; ${
+        fmt(pp.starvedConnWindows)
+      } starved connection-seconds, least-served connection ${
+        fmt(pp.minConnMsgs)
+      } messages`,
+      met: ratio >= 1.1 && pp.p99Us <= go.p99Us && pp.p999Us <= go.p999Us &&
+        pp.starvedConnWindows === 0,
+    });
+  }
+  const gevent = byName("gevent");
+  for (const key of ["bulk1", "bulk100"] as const) {
+    const a = us?.[key];
+    const b = gevent?.[key];
+    if (a === undefined || b === undefined) continue;
+    out.push({
+      text: `Bulk 64 KiB, ${key === "bulk1" ? 1 : 100} connection${
+        key === "bulk1" ? "" : "s"
+      }: ${(a / b).toFixed(2)}x gevent's MB/s (target 1.0x)`,
+      met: a >= b,
+    });
+  }
+  const p1 = us?.pingpong1?.p50Us;
+  const bestP1 = Math.min(
+    ...peers.map((s) => s.pingpong1?.p50Us ?? Infinity),
+  );
+  if (p1 !== undefined && bestP1 < Infinity) {
+    out.push({
+      text: `Ping-pong 1 connection: p50 ${ms(p1)} ms, best peer ${
+        ms(bestP1)
+      } ms`,
+      met: p1 <= bestP1,
+    });
+  }
+  for (const [name, gbps] of Object.entries(info.kernels)) {
+    if (!/^(ascii|unicode)/.test(name) || /mixed|byte loop/.test(name)) {
+      continue;
+    }
+    out.push({
+      text: `Kernel "${name}": ${gbps.toFixed(2)} GB/s (target 4)`,
+      met: gbps >= 4,
+    });
+  }
+  return out;
+}
+
+/**
+ * Renders the report as Markdown.
+ *
+ * @param all Every server's figures, upcase first.
+ * @param info The run's date, machine and sizes.
+ * @returns the text of `docs/bench.md`.
+ */
+export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
+  const us = all.find((s) => s.name === "upcase");
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || b === 0
+      ? "–"
+      : `${(a / b).toFixed(2)}x`;
+  const lines: string[] = [];
+  lines.push("# Benchmark: upcase against gevent, Node and Go", "");
+  lines.push(
+    info.quick
+      ? "A `--quick` smoke run: short and small, not for comparison."
+      : "Produced by one `deno task bench` run; do not edit by hand.",
+    "",
+  );
+  lines.push(`- Date: ${info.date}`, `- Machine: ${info.machine}`);
+  for (const v of info.versions) lines.push(`- ${v}`);
+  lines.push(
+    "- Each server runs pinned to core 0 (`taskset -c 0`), the Go load " +
+      "generator (`bench/loadgen_go/`) to core 1. Every reply byte is " +
+      "verified. Each figure is from the same run.",
+    `- Bulk: 64 KiB writes for ${info.sizes.seconds} s after 1 s of ` +
+      `warm-up. Ping-pong: 64-byte messages, one in flight per ` +
+      `connection. Idle: resident memory (VmRSS) after ` +
+      `${fmt(info.sizes.idleConns)} connections each made one exchange, ` +
+      "minus the server's memory before, per connection (KB = 1000 bytes).",
+    "",
+  );
+  lines.push("## Targets", "");
+  for (const t of targets(all, info)) {
+    const mark = t.met === undefined ? "?" : t.met ? "met" : "NOT met";
+    lines.push(`- **${mark}**: ${t.text}`);
+  }
+  lines.push("", "## Figures", "");
+  const n = info.sizes.pingpongConns;
+  lines.push(
+    `| server | bulk 1 conn MB/s | bulk 100 conns MB/s | ping-pong ${n} conns msg/s | p50 / p99 / p999 ms | least-served conn msgs | starved conn-seconds | ping-pong 1 conn p50 ms | idle KB/conn |`,
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+  );
+  for (const s of all) {
+    const pp = s.pingpong;
+    lines.push(
+      `| ${s.name === "upcase" ? "**upcase**" : s.name}: ${s.label} | ${
+        fmt(s.bulk1)
+      } | ${fmt(s.bulk100)} | ${fmt(pp?.msgsPerSec)} | ${ms(pp?.p50Us)} / ${
+        ms(pp?.p99Us)
+      } / ${ms(pp?.p999Us)} | ${fmt(pp?.minConnMsgs)} | ${
+        fmt(pp?.starvedConnWindows)
+      } | ${ms(s.pingpong1?.p50Us)} | ${fmt(s.idleKB, 1)} |`,
+    );
+  }
+  lines.push("", "## upcase against each peer", "");
+  lines.push(
+    "Ratios above 1 favour upcase (for memory and latency, the peer's figure over upcase's).",
+    "",
+    "| peer | bulk 1 | bulk 100 | ping-pong msg/s | ping-pong p99 | ping-pong 1 p50 | idle memory |",
+    "|---|--:|--:|--:|--:|--:|--:|",
+  );
+  for (const s of all) {
+    if (s === us) continue;
+    lines.push(
+      `| ${s.name} | ${ratio(us?.bulk1, s.bulk1)} | ${
+        ratio(us?.bulk100, s.bulk100)
+      } | ${ratio(us?.pingpong?.msgsPerSec, s.pingpong?.msgsPerSec)} | ${
+        ratio(s.pingpong?.p99Us, us?.pingpong?.p99Us)
+      } | ${ratio(s.pingpong1?.p50Us, us?.pingpong1?.p50Us)} | ${
+        ratio(s.idleKB, us?.idleKB)
+      } |`,
+    );
+  }
+  lines.push("", "## Uppercase kernels (`Deno.bench`, 64 KiB)", "");
+  lines.push("| kernel | GB/s |", "|---|--:|");
+  for (const [name, gbps] of Object.entries(info.kernels)) {
+    lines.push(`| ${name} | ${gbps.toFixed(2)} |`);
+  }
+  lines.push("", "## Load generator CPU", "");
+  lines.push(
+    "Its own CPU time over each window, in % of its one core; near 100 means the load, not the server, set the pace.",
+    "",
+    "| server | " + Object.keys(all[0]?.loadCpu ?? {}).join(" | ") + " |",
+    "|---|" + Object.keys(all[0]?.loadCpu ?? {}).map(() => "--:").join("|") +
+      "|",
+  );
+  for (const s of all) {
+    lines.push(
+      `| ${s.name} | ${
+        Object.keys(all[0]?.loadCpu ?? {}).map((k) => fmt(s.loadCpu[k]))
+          .join(" | ")
+      } |`,
+    );
+  }
+  const notes = all.flatMap((s) => s.notes.map((n) => `- ${s.name}: ${n}`));
+  if (notes.length > 0) lines.push("", "## Notes", "", ...notes);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Renders the chart: one panel per column, one bar per server.
+ *
+ * @param all Every server's figures, upcase first.
+ * @returns the text of `docs/bench.svg`.
+ */
+export function renderSvg(all: ServerFigures[]): string {
+  const panels: {
+    title: string;
+    value: (s: ServerFigures) => number | undefined;
+    unit: string;
+  }[] = [
+    {
+      title: "Bulk, 1 conn (MB/s, higher is better)",
+      value: (s) => s.bulk1,
+      unit: "",
+    },
+    { title: "Bulk, 100 conns (MB/s)", value: (s) => s.bulk100, unit: "" },
+    {
+      title: "Ping-pong, many conns (msg/s)",
+      value: (s) => s.pingpong?.msgsPerSec,
+      unit: "",
+    },
+    {
+      title: "Idle memory (KB/conn, lower is better)",
+      value: (s) => s.idleKB,
+      unit: "",
+    },
+  ];
+  const barH = 14,
+    gap = 4,
+    labelW = 120,
+    barW = 220,
+    panelW = labelW + barW +
+      60;
+  const panelH = 24 + all.length * (barH + gap);
+  const width = panelW * 2, height = panelH * 2 + 10;
+  const esc = (t: string) =>
+    t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+  ];
+  panels.forEach((p, i) => {
+    const x0 = (i % 2) * panelW, y0 = Math.floor(i / 2) * panelH;
+    const max = Math.max(...all.map((s) => p.value(s) ?? 0), 1);
+    parts.push(
+      `<text x="${x0 + 4}" y="${y0 + 14}" font-weight="bold">${
+        esc(p.title)
+      }</text>`,
+    );
+    all.forEach((s, j) => {
+      const y = y0 + 22 + j * (barH + gap);
+      const v = p.value(s);
+      const w = v === undefined ? 0 : Math.max(1, (v / max) * barW);
+      const color = s.name === "upcase" ? "#d9480f" : "#868e96";
+      parts.push(
+        `<text x="${x0 + labelW - 4}" y="${y + barH - 3}" text-anchor="end">${
+          esc(s.name)
+        }</text>`,
+        `<rect x="${x0 + labelW}" y="${y}" width="${
+          w.toFixed(1)
+        }" height="${barH}" fill="${color}"/>`,
+        `<text x="${x0 + labelW + w + 4}" y="${y + barH - 3}">${
+          v === undefined ? "–" : fmt(v, v < 100 ? 1 : 0)
+        }</text>`,
+      );
+    });
+  });
+  parts.push("</svg>");
+  return parts.join("\n") + "\n";
+}
