@@ -22,6 +22,8 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const SERVER_CPU = 0;
 const LOAD_CPU = 1;
 const decoder = new TextDecoder();
+/** Linux's USER_HZ, the unit of CPU times in /proc. */
+const CLOCK_TICKS = 100;
 
 interface Server {
   name: string;
@@ -136,6 +138,16 @@ class Running implements AsyncDisposable {
     return kib;
   }
 
+  /** CPU seconds used so far, user and system, from /proc via `cat`. */
+  cpuSeconds(): number {
+    const out = new Deno.Command("cat", {
+      args: [`/proc/${this.child.pid}/stat`],
+    }).outputSync();
+    // The fields after the command name, which is in parentheses.
+    const fields = decoder.decode(out.stdout).split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     try {
       this.child.kill("SIGKILL");
@@ -165,6 +177,7 @@ async function measure(
     label: server.label,
     notes: [],
     loadCpu: {},
+    serverCpu: {},
   };
   const run = async (
     scenario: string,
@@ -199,7 +212,9 @@ async function measure(
     figures.idleKB = (during - before) * 1024 / 1000 / sizes.idleConns;
   });
   for (const [key, conns] of [["bulk1", 1], ["bulk100", 100]] as const) {
-    await run(key, async (addr) => {
+    await run(key, async (addr, running) => {
+      const cpu = running.cpuSeconds();
+      const started = performance.now();
       const r = await runGoLoad(loadgen, {
         addr,
         mode: "bulk",
@@ -210,6 +225,7 @@ async function measure(
       if (r.errors > 0) throw new Error(`${r.errors} errors: ${r.firstError}`);
       figures[key] = r.mbPerSec;
       figures.loadCpu[key] = r.cpuPercent;
+      figures.serverCpu[key] = serverCpu(running, cpu, started);
     });
   }
   for (
@@ -218,7 +234,9 @@ async function measure(
       ["pingpong1", 1],
     ] as const
   ) {
-    await run(key, async (addr) => {
+    await run(key, async (addr, running) => {
+      const cpu = running.cpuSeconds();
+      const started = performance.now();
       const r = await runGoLoad(loadgen, {
         addr,
         mode: "pingpong",
@@ -229,9 +247,16 @@ async function measure(
       if (r.errors > 0) throw new Error(`${r.errors} errors: ${r.firstError}`);
       figures[key] = r;
       figures.loadCpu[key] = r.cpuPercent;
+      figures.serverCpu[key] = serverCpu(running, cpu, started);
     });
   }
   return figures;
+}
+
+/** The server's CPU use since `cpu` and `started`, in % of one core. */
+function serverCpu(running: Running, cpu: number, started: number): number {
+  const seconds = (performance.now() - started) / 1000;
+  return (running.cpuSeconds() - cpu) / seconds * 100;
 }
 
 async function kernels(): Promise<Record<string, number>> {
@@ -298,6 +323,7 @@ async function main(): Promise<void> {
           label: server.label,
           notes: [`skipped: ${missing.join(", ")} not installed`],
           loadCpu: {},
+          serverCpu: {},
         });
         continue;
       }

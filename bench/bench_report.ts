@@ -24,6 +24,8 @@ export interface ServerFigures {
   notes: string[];
   /** The load generator's CPU use per scenario, in % of one core. */
   loadCpu: Record<string, number>;
+  /** The server's CPU use per scenario (warm-up included), in % of one core. */
+  serverCpu: Record<string, number>;
 }
 
 /** Ping-pong figures. */
@@ -217,18 +219,20 @@ export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
   for (const [name, gbps] of Object.entries(info.kernels)) {
     lines.push(`| ${name} | ${gbps.toFixed(2)} |`);
   }
-  lines.push("", "## Load generator CPU", "");
+  lines.push("", "## CPU use", "");
+  const keys = Object.keys(all[0]?.loadCpu ?? {});
   lines.push(
-    "Its own CPU time over each window, in % of its one core; near 100 means the load, not the server, set the pace.",
+    "In % of one core: the server (warm-up included) / the load generator. " +
+      "A server near 100 was the bottleneck; a load generator near 100 set " +
+      "the pace itself, so the server's figure is a lower bound.",
     "",
-    "| server | " + Object.keys(all[0]?.loadCpu ?? {}).join(" | ") + " |",
-    "|---|" + Object.keys(all[0]?.loadCpu ?? {}).map(() => "--:").join("|") +
-      "|",
+    "| server | " + keys.join(" | ") + " |",
+    "|---|" + keys.map(() => "--:").join("|") + "|",
   );
   for (const s of all) {
     lines.push(
       `| ${s.name} | ${
-        Object.keys(all[0]?.loadCpu ?? {}).map((k) => fmt(s.loadCpu[k]))
+        keys.map((k) => `${fmt(s.serverCpu[k])} / ${fmt(s.loadCpu[k])}`)
           .join(" | ")
       } |`,
     );

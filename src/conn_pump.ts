@@ -25,12 +25,6 @@ export interface PumpOptions {
    * @default {65536}
    */
   maxBuffer?: number;
-  /**
-   * Called after each chunk is written back; a returned promise is awaited
-   * before the next read, so that a scheduler can let other connections
-   * have their turn.
-   */
-  afterChunk?: () => Promise<void> | undefined;
 }
 
 let defaultPool: BufferPool | undefined;
@@ -78,7 +72,7 @@ export async function pumpConn(
   conn: Deno.Conn,
   options: PumpOptions,
 ): Promise<void> {
-  const { upcaser, afterChunk } = options;
+  const { upcaser } = options;
   const pool = options.pool ?? (defaultPool ??= new BufferPool(
     { arena: simdMemory() },
   ));
@@ -104,8 +98,6 @@ export async function pumpConn(
     } finally {
       pool.give(buffer);
     }
-    const turn = afterChunk?.();
-    if (turn) await turn;
   }
   await writeAll(conn, upcaser.finish());
 }

@@ -14,8 +14,6 @@ export interface ConnectionTaskOptions {
   id: number;
   /** Uppercase with full Unicode case rules. */
   unicode: boolean;
-  /** Called after each chunk; see `PumpOptions.afterChunk`. */
-  afterChunk?: () => Promise<void> | undefined;
 }
 
 /**
@@ -48,7 +46,7 @@ export class ConnectionTask {
    * @param options The connection's id and the case mode.
    */
   constructor(conn: Deno.Conn, options: ConnectionTaskOptions) {
-    const { id, unicode, afterChunk } = options;
+    const { id, unicode } = options;
     this.id = id;
     const addr = conn.remoteAddr;
     this.peer = formatAddr(addr);
@@ -65,7 +63,7 @@ export class ConnectionTask {
     this.#upcaser = new Upcaser(onChunk ? { unicode, onChunk } : { unicode });
     this.#conn = conn;
     log.info("connection {id} opened from {peer}", { id, peer: this.peer });
-    this.done = this.#run(afterChunk);
+    this.done = this.#run();
   }
 
   /** Bytes received so far. */
@@ -96,17 +94,11 @@ export class ConnectionTask {
     this.#conn.close();
   }
 
-  async #run(
-    afterChunk: ConnectionTaskOptions["afterChunk"],
-  ): Promise<ConnectionResult> {
+  async #run(): Promise<ConnectionResult> {
     let reason: ConnectionResult["reason"] = "eof";
     let error: unknown;
     try {
-      const upcaser = this.#upcaser;
-      await pumpConn(
-        this.#conn,
-        afterChunk ? { upcaser, afterChunk } : { upcaser },
-      );
+      await pumpConn(this.#conn, { upcaser: this.#upcaser });
     } catch (err) {
       if (this.#cutReason) reason = this.#cutReason;
       else if (isReset(err)) reason = "reset";

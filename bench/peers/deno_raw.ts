@@ -1,14 +1,16 @@
 /**
  * Upcase peer: `Deno.listen` with a read/write loop on each connection.
  *
- * Usage: deno run --allow-net bench/peers/deno_raw.ts PORT
+ * Usage: deno run --allow-net bench/peers/deno_raw.ts PORT [BUFFER_BYTES]
  *
  * @module
  */
 // deno-lint-ignore-file no-console
 
+const BUFFER_BYTES = Number(Deno.args[1] ?? 64 * 1024);
+
 async function handle(conn: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(64 * 1024);
+  const buf = new Uint8Array(BUFFER_BYTES);
   try {
     while (true) {
       const n = await conn.read(buf);

@@ -81,9 +81,15 @@ export const PEERS: Peer[] = [
   goPeer(4 * 1024),
   {
     name: "deno-raw",
-    label: "Deno.listen, read/write loop",
+    label: "Deno.listen, read/write loop, 64 KiB buffer",
     tools: [],
     command: denoPeer("deno_raw.ts"),
+  },
+  {
+    name: "deno-raw-512",
+    label: "the same loop with a 512-byte buffer",
+    tools: [],
+    command: (port) => [...denoPeer("deno_raw.ts")(port), "512"],
   },
   {
     name: "deno-streams",
