@@ -26,10 +26,26 @@ export interface Config {
   maxConnectionsPerIp: number;
   /** Seconds without traffic before a connection is closed; 0 turns it off. */
   idleTimeout: number;
+  /** Where the admin HTTP endpoint listens; off when undefined. */
+  admin: HostPort | undefined;
+  /** PEM certificate file; with `tlsKey`, the data port speaks TLS. */
+  tlsCert: string | undefined;
+  /** PEM private key file for `tlsCert`. */
+  tlsKey: string | undefined;
+  /** A Unix socket path to listen on instead of TCP. */
+  unix: string | undefined;
   /** Print the usage and exit. */
   help: boolean;
   /** Print the version and exit. */
   version: boolean;
+}
+
+/** A host and port, as `--admin` takes them. */
+export interface HostPort {
+  /** The address, without brackets for IPv6. */
+  hostname: string;
+  /** The port; 0 picks a free one. */
+  port: number;
 }
 
 type Key = Exclude<keyof Config, "help" | "version">;
@@ -126,6 +142,25 @@ function parseHost(raw: string, name: string): string {
   return raw;
 }
 
+function parseHostPort(raw: string, name: string): HostPort | undefined {
+  if (raw === "") return undefined;
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]\s]+)):(\d+)$/.exec(raw);
+  if (!m) {
+    throw new TypeError(
+      cannot(
+        name,
+        raw,
+        "is not HOST:PORT (such as 127.0.0.1:9090 or [::1]:9090)",
+      ),
+    );
+  }
+  return { hostname: (m[1] ?? m[2])!, port: parsePort(m[3]!, name) };
+}
+
+function parsePath(raw: string): string | undefined {
+  return raw === "" ? undefined : raw;
+}
+
 /** Every option, in the order the usage text lists them. */
 export const OPTIONS: readonly OptionSpec[] = [
   {
@@ -213,6 +248,44 @@ export const OPTIONS: readonly OptionSpec[] = [
     help:
       "close a connection after this long with no bytes either way (0: never)",
     parse: parseSeconds,
+  },
+  {
+    key: "admin",
+    flag: "admin",
+    env: "UPCASE_ADMIN",
+    value: "HOST:PORT",
+    default: "",
+    help:
+      "serve /metrics, /healthz, /readyz and a live status page over HTTP here",
+    parse: parseHostPort,
+  },
+  {
+    key: "tlsCert",
+    flag: "tls-cert",
+    env: "UPCASE_TLS_CERT",
+    value: "FILE",
+    default: "",
+    help:
+      "PEM certificate; with --tls-key the data port speaks TLS; SIGHUP reloads both",
+    parse: parsePath,
+  },
+  {
+    key: "tlsKey",
+    flag: "tls-key",
+    env: "UPCASE_TLS_KEY",
+    value: "FILE",
+    default: "",
+    help: "PEM private key for --tls-cert",
+    parse: parsePath,
+  },
+  {
+    key: "unix",
+    flag: "unix",
+    env: "UPCASE_UNIX",
+    value: "PATH",
+    default: "",
+    help: "listen on this Unix socket instead of --host and --port",
+    parse: parsePath,
   },
 ];
 
@@ -314,6 +387,11 @@ export function parseConfig(
         ? option.parse(option.default, "the default")
         : option.parse(envValue, option.env);
     }
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new TypeError(
+      "Cannot use --tls-cert without --tls-key: give both PEM files, or neither",
+    );
   }
   return config as unknown as Config;
 }

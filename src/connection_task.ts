@@ -71,6 +71,11 @@ export class ConnectionTask {
     return this.#upcaser.bytesIn;
   }
 
+  /** When the last chunk arrived, or the connection opened, in `performance.now()` time. */
+  get lastActiveAt(): number {
+    return this.#upcaser.lastActiveAt || this.startedAt;
+  }
+
   /** Bytes produced for the client so far. */
   get bytesOut(): number {
     return this.#upcaser.bytesOut;

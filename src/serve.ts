@@ -4,6 +4,7 @@ import { AddressLimit } from "./address_limit.ts";
 import { ConnectionTask } from "./connection_task.ts";
 import { formatAddr } from "./format_addr.ts";
 import { IdleSweeper } from "./idle_sweeper.ts";
+import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
 
 const log = getLogger(["upcase", "server"]);
 
@@ -72,10 +73,28 @@ export interface DrainSummary {
   cut: number;
 }
 
+/** The settings a server runs with, for the status page. */
+export interface ServerSettings {
+  /** Full Unicode uppercasing instead of ASCII. */
+  unicode: boolean;
+  /** Milliseconds a shutdown waits for open connections. */
+  drainTimeout: number;
+  /** Most connections open at once (0: no limit). */
+  maxConnections: number;
+  /** Most connections open at once per address (0: no limit). */
+  maxConnectionsPerIp: number;
+  /** Milliseconds without traffic before a connection is closed (0: never). */
+  idleTimeout: number;
+}
+
 /** A running server, as returned by {@linkcode serve}. */
 export interface UpcaseServer extends AsyncDisposable {
   /** The address the server listens on, with the real port. */
   readonly addr: Deno.NetAddr;
+  /** The settings it runs with. */
+  readonly settings: Readonly<ServerSettings>;
+  /** Its open connections and its totals since it started. */
+  stats(): StatsSnapshot;
   /** Settles when the server has stopped: after a shutdown, or a fatal accept error. */
   readonly finished: Promise<DrainSummary>;
   /** How many connections are open now. */
@@ -133,6 +152,7 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
   let slotFreed: PromiseWithResolvers<void> | undefined;
   let refused = 0;
   let refusalLoggedAt = -Infinity;
+  const stats = new ServerStats();
 
   function refuse(conn: Deno.TcpConn): void {
     const peer = formatAddr(conn.remoteAddr);
@@ -142,6 +162,7 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
       // Nothing to release.
     }
     refused++;
+    stats.refused++;
     const now = performance.now();
     if (now - refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
     log.warning(
@@ -156,9 +177,11 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
     const host = conn.remoteAddr.hostname;
     if (!perAddress.acquire(host)) return refuse(conn);
     const task = new ConnectionTask(conn, { id: nextId++, unicode });
+    stats.accepted();
     active.set(task.id, task);
     sweeper?.add(task);
-    task.done.finally(() => {
+    task.done.then((result) => {
+      stats.closed(result, (performance.now() - task.startedAt) / 1000);
       active.delete(task.id);
       sweeper?.delete(task);
       perAddress.release(host);
@@ -176,7 +199,9 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
       },
     );
     slotFreed = Promise.withResolvers();
+    stats.paused = true;
     return slotFreed.promise.then(() => {
+      stats.paused = false;
       if (!closing.signal.aborted) {
         log.info("a connection closed; accepting again");
       }
@@ -187,7 +212,10 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
     signal: closing.signal,
     onConnection: handle,
     waitForCapacity,
-    ...(onAcceptError ? { onAcceptError } : {}),
+    onAcceptError(kind, err) {
+      stats.acceptFailed(err);
+      onAcceptError?.(kind, err);
+    },
   });
 
   let shutdownPromise: Promise<DrainSummary> | undefined;
@@ -198,6 +226,7 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
 
   async function drain(): Promise<DrainSummary> {
     closing.abort();
+    stats.draining = true;
     try {
       listener.close();
     } catch {
@@ -252,6 +281,14 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
 
   return {
     addr,
+    settings: {
+      unicode,
+      drainTimeout,
+      maxConnections,
+      maxConnectionsPerIp,
+      idleTimeout,
+    },
+    stats: () => stats.snapshot(active.values()),
     finished,
     get activeConnections() {
       return active.size;

@@ -39,6 +39,8 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
   bytesIn = 0;
   /** Bytes handed on so far. */
   bytesOut = 0;
+  /** When the last chunk came in, in `performance.now()` time (0: none yet). */
+  lastActiveAt = 0;
   readonly #utf8: Utf8Upcaser | undefined;
   readonly #onChunk: ((chunk: Uint8Array) => void) | undefined;
 
@@ -61,6 +63,7 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
    */
   push(chunk: Uint8Array): Uint8Array {
     this.bytesIn += chunk.length;
+    this.lastActiveAt = performance.now();
     this.#onChunk?.(chunk);
     const out = this.#utf8
       ? this.#utf8.push(chunk)

@@ -9,7 +9,7 @@ import { OPTIONS } from "./config.ts";
 export function usage(): string {
   const rows: [string, string][] = OPTIONS.map((o) => {
     const flag = o.value ? `--${o.flag} ${o.value}` : `--${o.flag}`;
-    return [flag, `${o.help} (env ${o.env}, default ${o.default})`];
+    return [flag, `${o.help} (env ${o.env}, default ${o.default || "off"})`];
   });
   rows.push(["--help, -h", "print this help and exit"]);
   rows.push(["--version", "print the version and exit"]);

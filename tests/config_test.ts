@@ -18,9 +18,50 @@ Deno.test("parseConfig gives the documented defaults", () => {
     maxConnections: 0,
     maxConnectionsPerIp: 0,
     idleTimeout: 300,
+    admin: undefined,
+    tlsCert: undefined,
+    tlsKey: undefined,
+    unix: undefined,
     help: false,
     version: false,
   });
+});
+
+Deno.test("parseConfig reads the admin address, TLS files and Unix socket path", () => {
+  const config = parseConfig([
+    "--admin",
+    "[::1]:9090",
+    "--tls-cert=c.pem",
+    "--tls-key",
+    "k.pem",
+    "--unix",
+    "/tmp/u.sock",
+  ], noEnv);
+  assertEquals(config.admin, { hostname: "::1", port: 9090 });
+  assertEquals([config.tlsCert, config.tlsKey], ["c.pem", "k.pem"]);
+  assertEquals(config.unix, "/tmp/u.sock");
+  assertEquals(
+    parseConfig([], envOf({ UPCASE_ADMIN: "127.0.0.1:0" })).admin,
+    { hostname: "127.0.0.1", port: 0 },
+  );
+});
+
+Deno.test("parseConfig rejects a bad admin address and a lone TLS file", () => {
+  assertThrows(
+    () => parseConfig(["--admin", "9090"], noEnv),
+    TypeError,
+    'Cannot parse --admin: "9090" is not HOST:PORT',
+  );
+  assertThrows(
+    () => parseConfig(["--admin", "127.0.0.1:70000"], noEnv),
+    RangeError,
+    "--admin",
+  );
+  assertThrows(
+    () => parseConfig(["--tls-key", "k.pem"], noEnv),
+    TypeError,
+    "--tls-cert without --tls-key",
+  );
 });
 
 Deno.test("parseConfig reads every flag", () => {
