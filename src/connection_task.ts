@@ -26,7 +26,7 @@ export interface ConnectionTaskOptions {
 export class ConnectionTask {
   /** The connection's id in the logs. */
   readonly id: number;
-  /** The peer's address, as `host:port`. */
+  /** The peer's address, as `host:port`, or `unix` for a Unix socket client. */
   readonly peer: string;
   /** The peer's host, without the port. */
   readonly peerHost: string;
@@ -102,11 +102,25 @@ export class ConnectionTask {
   async #run(): Promise<ConnectionResult> {
     let reason: ConnectionResult["reason"] = "eof";
     let error: unknown;
+    let handshaking = false;
     try {
-      await pumpConn(this.#conn, { upcaser: this.#upcaser });
+      const conn = this.#conn;
+      // Deno would run a TLS handshake inside the first read anyway; done
+      // first, its failure (a client speaking plain TCP, a wrong
+      // certificate) is logged as what it is.
+      if ("handshake" in conn && typeof conn.handshake === "function") {
+        handshaking = true;
+        await (conn as Deno.TlsConn).handshake();
+        handshaking = false;
+      }
+      await pumpConn(conn, { upcaser: this.#upcaser });
     } catch (err) {
       if (this.#cutReason) reason = this.#cutReason;
       else if (isReset(err)) reason = "reset";
+      // A TLS client that closed its socket without TLS's own goodbye
+      // (close_notify), as many do and as health checks that only connect
+      // do: to an echo server that is an end of input like any other.
+      else if (err instanceof Deno.errors.UnexpectedEof) reason = "eof";
       else [reason, error] = ["error", err];
     } finally {
       this.#close();
@@ -126,10 +140,15 @@ export class ConnectionTask {
       { id, peer, bytesIn, bytesOut, durationMs, reason },
     );
     if (reason === "error") {
-      log.warning("connection {id} failed: {error}", {
-        id,
-        error: error instanceof Error ? error.message : String(error),
-      });
+      log.warning(
+        handshaking
+          ? "connection {id} failed in the TLS handshake: {error}"
+          : "connection {id} failed: {error}",
+        {
+          id,
+          error: error instanceof Error ? error.message : String(error),
+        },
+      );
     }
     return result;
   }

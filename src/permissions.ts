@@ -20,3 +20,60 @@ export function readEnvIfAllowed(name: string): string | undefined {
 export function hasNetPermission(host: string): boolean {
   return Deno.permissions.querySync({ name: "net", host }).state === "granted";
 }
+
+/** What a start needs beyond listening on TCP. */
+export interface PermissionNeeds {
+  /** The TLS certificate and key files, which are read at start and on SIGHUP. */
+  tlsFiles?: [cert: string, key: string];
+  /** An absolute Unix socket path, which needs net, read and write access. */
+  unixPath?: string;
+}
+
+function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(descriptor).state === "granted";
+}
+
+/**
+ * Tells which permission is missing for the TLS files or the Unix socket,
+ * as one line that names the flags to add. A whole group is named when part
+ * of it is missing, so that the line can be copied as it is.
+ *
+ * @param needs The TLS files and the Unix socket path, when they are used.
+ * @returns the line, or undefined when everything is granted.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { missingPermissions } from "./permissions.ts";
+ *
+ * // The doc tests run with --allow-read.
+ * assertEquals(missingPermissions({ tlsFiles: ["cert.pem", "key.pem"] }), undefined);
+ * ```
+ */
+export function missingPermissions(needs: PermissionNeeds): string | undefined {
+  const { tlsFiles, unixPath } = needs;
+  if (unixPath !== undefined) {
+    const flags = [
+      granted({ name: "net", host: `unix:${unixPath}` })
+        ? ""
+        : `--allow-net=unix:${unixPath}`,
+      granted({ name: "read", path: unixPath })
+        ? ""
+        : `--allow-read=${unixPath}`,
+      granted({ name: "write", path: unixPath })
+        ? ""
+        : `--allow-write=${unixPath}`,
+    ].filter((flag) => flag !== "");
+    if (flags.length > 0) {
+      return `Listening on unix:${unixPath} is not allowed: run with ${
+        flags.join(" ")
+      }`;
+    }
+  }
+  if (tlsFiles && !tlsFiles.every((path) => granted({ name: "read", path }))) {
+    return `Reading the TLS certificate and key is not allowed: run with --allow-read=${
+      tlsFiles.join(",")
+    }`;
+  }
+  return undefined;
+}

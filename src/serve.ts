@@ -4,28 +4,16 @@ import { AddressLimit } from "./address_limit.ts";
 import { ConnectionTask } from "./connection_task.ts";
 import { formatAddr } from "./format_addr.ts";
 import { IdleSweeper } from "./idle_sweeper.ts";
+import { listen, type ListenTarget } from "./listen.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
+import { checkTlsPem, type TlsPem } from "./tls_pem.ts";
 
 const log = getLogger(["upcase", "server"]);
 
-/** Options for {@linkcode serve}, in the shape of `Deno.serve`'s. */
-export interface ServeOptions {
-  /**
-   * The address to listen on.
-   *
-   * @default {"0.0.0.0"}
-   */
-  hostname?: string;
-  /**
-   * The port to listen on; 0 picks a free one.
-   *
-   * @default {8000}
-   */
-  port?: number;
+/** Options for {@linkcode serve} that every transport shares. */
+export interface ServeCommonOptions {
   /** Aborting it shuts the server down, as {@linkcode UpcaseServer.shutdown} does. */
   signal?: AbortSignal;
-  /** Called once the server listens; by default it logs the address. */
-  onListen?: (addr: Deno.NetAddr) => void;
   /**
    * Uppercase with full Unicode case rules instead of ASCII only.
    *
@@ -65,6 +53,47 @@ export interface ServeOptions {
   onAcceptError?: (kind: AcceptErrorKind, err: unknown) => void;
 }
 
+/**
+ * Options for {@linkcode serve} over TCP, with TLS when `cert` and `key` are
+ * given, in the shape of `Deno.serve`'s.
+ */
+export interface ServeOptions extends ServeCommonOptions {
+  /**
+   * The address to listen on.
+   *
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * The port to listen on; 0 picks a free one.
+   *
+   * @default {8000}
+   */
+  port?: number;
+  /**
+   * A PEM certificate chain: with `key`, clients must speak TLS. The
+   * handshake runs in each connection's own task, so a client that fails it
+   * affects only itself. {@linkcode UpcaseServer.reloadTls} replaces it.
+   */
+  cert?: string;
+  /** The PEM private key of `cert`. */
+  key?: string;
+  /** Called once the server listens; by default it logs the address. */
+  onListen?: (addr: Deno.NetAddr) => void;
+}
+
+/**
+ * Options for {@linkcode serve} on a Unix socket, in the shape of
+ * `Deno.serve`'s. Unix clients have no address of their own, so
+ * `maxConnectionsPerIp` does not apply; `maxConnections` does.
+ */
+export interface ServeUnixOptions extends ServeCommonOptions {
+  /** The socket's path. Closing the server removes the file. */
+  path: string;
+  /** Called once the server listens; by default it logs the path. */
+  onListen?: (addr: Deno.UnixAddr) => void;
+}
+
 /** How a shutdown went. */
 export interface DrainSummary {
   /** Connections that were open at shutdown and finished by themselves. */
@@ -88,9 +117,11 @@ export interface ServerSettings {
 }
 
 /** A running server, as returned by {@linkcode serve}. */
-export interface UpcaseServer extends AsyncDisposable {
-  /** The address the server listens on, with the real port. */
-  readonly addr: Deno.NetAddr;
+export interface UpcaseServer<
+  A extends Deno.NetAddr | Deno.UnixAddr = Deno.NetAddr | Deno.UnixAddr,
+> extends AsyncDisposable {
+  /** The address the server listens on, with the real port or the absolute path. */
+  readonly addr: A;
   /** The settings it runs with. */
   readonly settings: Readonly<ServerSettings>;
   /** Its open connections and its totals since it started. */
@@ -104,15 +135,53 @@ export interface UpcaseServer extends AsyncDisposable {
    * then closes the rest. Calling it again returns the same promise.
    */
   shutdown(): Promise<DrainSummary>;
+  /**
+   * Serves new connections with another certificate; open connections keep
+   * the session they have. The pair is checked first, and a bad one leaves
+   * the old certificate in place. The listener is closed and reopened on the
+   * same address for the swap, so for a fraction of a millisecond new
+   * clients are refused, and those queued but not yet accepted are reset.
+   * Reloads run one after another.
+   *
+   * @param pem The new certificate chain and key.
+   * @throws {TypeError} when the server does not use TLS, is shutting down,
+   * or the pair is not a valid certificate and its key; or the listener's own
+   * error when Deno still refuses the pair, in which case the old one stays.
+   */
+  reloadTls(pem: TlsPem): Promise<void>;
 }
 
 // Refusals over the per-address limit are logged at most this often.
 const REFUSAL_LOG_INTERVAL_MS = 1000;
 
+function listenTarget(options: ServeOptions | ServeUnixOptions): ListenTarget {
+  if ("path" in options) {
+    if ("cert" in options || "key" in options) {
+      throw new TypeError(
+        "Cannot serve TLS on a Unix socket: give either path, or cert and key",
+      );
+    }
+    return { transport: "unix", path: options.path };
+  }
+  const { hostname = "0.0.0.0", port = 8000, cert, key } = options;
+  if (cert === undefined && key === undefined) {
+    return { transport: "tcp", hostname, port };
+  }
+  if (cert === undefined || key === undefined) {
+    throw new TypeError(
+      `Cannot serve TLS with only ${
+        cert === undefined ? "key" : "cert"
+      }: give both cert and key`,
+    );
+  }
+  return { transport: "tls", hostname, port, pem: { cert, key } };
+}
+
 /**
  * Starts an upcase server: every connection is its own task, and whatever a
- * client sends comes back uppercased. It listens before it returns, so a
- * port in use or a missing permission throws here.
+ * client sends comes back uppercased. It listens on TCP, on TCP with TLS
+ * (`cert` and `key`), or on a Unix socket (`path`), before it returns, so a
+ * port in use, a bad certificate or a missing permission throws here.
  *
  * @param options Where to listen, how to uppercase, the limits, and how to shut down.
  * @returns the running server.
@@ -129,10 +198,12 @@ const REFUSAL_LOG_INTERVAL_MS = 1000;
  * assertEquals(await new Response(conn.readable).text(), "HELLO");
  * ```
  */
-export function serve(options: ServeOptions = {}): UpcaseServer {
+export function serve(options: ServeUnixOptions): UpcaseServer<Deno.UnixAddr>;
+export function serve(options?: ServeOptions): UpcaseServer<Deno.NetAddr>;
+export function serve(
+  options: ServeOptions | ServeUnixOptions = {},
+): UpcaseServer {
   const {
-    hostname = "0.0.0.0",
-    port = 8000,
     signal,
     unicode = false,
     drainTimeout = 10_000,
@@ -141,7 +212,8 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
     idleTimeout = 300_000,
     onAcceptError,
   } = options;
-  const listener = Deno.listen({ hostname, port, transport: "tcp" });
+  const target = listenTarget(options);
+  const listener = listen(target);
   const addr = listener.addr;
   const closing = new AbortController();
   const active = new Map<number, ConnectionTask>();
@@ -154,7 +226,7 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
   let refusalLoggedAt = -Infinity;
   const stats = new ServerStats();
 
-  function refuse(conn: Deno.TcpConn): void {
+  function refuse(conn: Deno.Conn): void {
     const peer = formatAddr(conn.remoteAddr);
     try {
       conn.close();
@@ -173,9 +245,11 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
     refusalLoggedAt = now;
   }
 
-  function handle(conn: Deno.TcpConn): void {
-    const host = conn.remoteAddr.hostname;
-    if (!perAddress.acquire(host)) return refuse(conn);
+  function handle(conn: Deno.Conn): void {
+    // Unix peers have no address to count by.
+    const remote = conn.remoteAddr;
+    const host = "hostname" in remote ? remote.hostname : undefined;
+    if (host !== undefined && !perAddress.acquire(host)) return refuse(conn);
     const task = new ConnectionTask(conn, { id: nextId++, unicode });
     stats.accepted();
     active.set(task.id, task);
@@ -184,7 +258,7 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
       stats.closed(result, (performance.now() - task.startedAt) / 1000);
       active.delete(task.id);
       sweeper?.delete(task);
-      perAddress.release(host);
+      if (host !== undefined) perAddress.release(host);
       slotFreed?.resolve();
       slotFreed = undefined;
     });
@@ -274,10 +348,47 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
         once: true,
       });}
   }
-  (options.onListen ??
-    ((a) => log.info("listening on {address}", { address: formatAddr(a) })))(
-      addr,
-    );
+  if (options.onListen) (options.onListen as (a: Deno.Addr) => void)(addr);
+  else if (target.transport === "tls") {
+    // The TLS mark goes after the address, so that whoever reads
+    // "listening on HOST:PORT" (the tests, the benchmark) still finds it.
+    log.info("listening on {address} (TLS)", {
+      address: formatAddr(addr),
+      transport: "tls",
+    });
+  } else {
+    log.info("listening on {address}", {
+      address: formatAddr(addr),
+      transport: target.transport,
+    });
+  }
+
+  let reloads = Promise.resolve();
+  function reloadTls(pem: TlsPem): Promise<void> {
+    const reload = reloads.then(async () => {
+      if (!listener.reloadTls) {
+        throw new TypeError(
+          "Cannot reload TLS: the server was started without cert and key",
+        );
+      }
+      if (closing.signal.aborted) {
+        throw new TypeError("Cannot reload TLS: the server is shutting down");
+      }
+      const { subject, validTo } = checkTlsPem(pem);
+      const closedMs = await listener.reloadTls(pem);
+      log.info(
+        "reloaded the TLS certificate ({subject}, valid until {validTo}); the port was closed for {closedMs} ms; {open} open connections keep their sessions",
+        {
+          subject,
+          validTo: validTo.toISOString(),
+          closedMs: Math.round(closedMs * 1000) / 1000,
+          open: active.size,
+        },
+      );
+    });
+    reloads = reload.catch(() => {});
+    return reload;
+  }
 
   return {
     addr,
@@ -294,6 +405,7 @@ export function serve(options: ServeOptions = {}): UpcaseServer {
       return active.size;
     },
     shutdown,
+    reloadTls,
     [Symbol.asyncDispose]: () => shutdown().then(() => {}),
   };
 }

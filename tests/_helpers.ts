@@ -167,8 +167,10 @@ export class ServerProcess implements AsyncDisposable {
     }).spawn();
     const server = new ServerProcess(child);
     const line = await server.waitForLine(/listening on /);
+    // In text and JSON lines alike, and also when a note such as " (TLS)"
+    // follows the address.
     server.port = Number(
-      /:(\d+)\s*$/.exec(line)?.[1] ?? /:(\d+)"/.exec(line)?.[1],
+      /listening on (?:\[[^\]]*\]|[^\s:"]+):(\d+)/.exec(line)?.[1],
     );
     return server;
   }
