@@ -1,18 +1,27 @@
 /**
  * The upcase command: reads the configuration, sets up logging, serves, and
- * turns SIGINT and SIGTERM into a graceful shutdown.
+ * turns SIGINT and SIGTERM into a graceful shutdown and SIGHUP into a TLS
+ * certificate reload.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { resolve } from "node:path";
 import { type Config, parseConfig } from "./src/config.ts";
 import { setupLogging } from "./src/logging.ts";
-import { hasNetPermission, readEnvIfAllowed } from "./src/permissions.ts";
+import {
+  hasNetPermission,
+  missingPermissions,
+  readEnvIfAllowed,
+} from "./src/permissions.ts";
+import { type AdminServer, serveAdmin } from "./src/admin_server.ts";
 import { serve, type UpcaseServer } from "./src/serve.ts";
 import {
   describeStartupError,
   NET_PERMISSION_MESSAGE,
 } from "./src/startup_error.ts";
+import { readTlsFiles, type TlsPem } from "./src/tls_pem.ts";
+import { clearStaleSocket } from "./src/unix_socket.ts";
 import { usage } from "./src/usage.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -45,6 +54,19 @@ function wireSignals(shutdown: () => void, drainSeconds: number): () => void {
   return () => handlers.forEach((remove) => remove());
 }
 
+// Only with TLS: without it SIGHUP keeps its default action and ends the
+// process, as it always did.
+function wireReload(reload: () => Promise<void>): () => void {
+  if (Deno.build.os === "windows") return () => {};
+  let reloads = Promise.resolve();
+  const handler = () => {
+    log.info("received SIGHUP; reloading the TLS certificate and key");
+    reloads = reloads.then(reload);
+  };
+  Deno.addSignalListener("SIGHUP", handler);
+  return () => Deno.removeSignalListener("SIGHUP", handler);
+}
+
 async function main(args: string[]): Promise<number> {
   let config: Config;
   try {
@@ -62,33 +84,127 @@ async function main(args: string[]): Promise<number> {
     printLine(Deno.stdout, `upcase ${VERSION}`);
     return 0;
   }
-  if (!hasNetPermission(config.host)) {
+  const { tlsCert, tlsKey } = config;
+  if (config.unix !== undefined && tlsCert !== undefined) {
+    printLine(
+      Deno.stderr,
+      "upcase: Cannot use --tls-cert with --unix: TLS is served on TCP only; give one or the other",
+    );
+    return 2;
+  }
+  // Absolute, as Deno's unix: net permissions and its UnixAddr have it.
+  const unixPath = config.unix === undefined ? undefined : resolve(config.unix);
+  if (
+    (unixPath === undefined && !hasNetPermission(config.host)) ||
+    (config.admin !== undefined && !hasNetPermission(config.admin.hostname))
+  ) {
     printLine(Deno.stderr, `upcase: ${NET_PERMISSION_MESSAGE}`);
+    return 1;
+  }
+  const tlsFiles = tlsCert !== undefined && tlsKey !== undefined
+    ? [tlsCert, tlsKey] as [string, string]
+    : undefined;
+  const missing = missingPermissions({
+    ...(tlsFiles ? { tlsFiles } : {}),
+    ...(unixPath !== undefined ? { unixPath } : {}),
+  });
+  if (missing !== undefined) {
+    printLine(Deno.stderr, `upcase: ${missing}`);
     return 1;
   }
   setupLogging({ level: config.logLevel, format: config.logFormat });
 
+  let pem: TlsPem | undefined;
+  if (tlsFiles) {
+    try {
+      const loaded = await readTlsFiles(...tlsFiles);
+      pem = { cert: loaded.cert, key: loaded.key };
+      log.info("using the TLS certificate {subject}, valid until {validTo}", {
+        subject: loaded.info.subject,
+        validTo: loaded.info.validTo.toISOString(),
+      });
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err;
+      printLine(Deno.stderr, `upcase: ${err.message}`);
+      return 1;
+    }
+  }
+  if (unixPath !== undefined) {
+    try {
+      if (await clearStaleSocket(unixPath)) {
+        log.info("removed the stale socket file {path}", { path: unixPath });
+      }
+    } catch (err) {
+      const message = describeStartupError(err, { path: unixPath });
+      printLine(Deno.stderr, `upcase: ${message}`);
+      return 1;
+    }
+  }
+
   // Wired before the server listens, so that a signal sent as soon as it
   // reports ready is not met by the default action.
   const stop = new AbortController();
-  const unwire = wireSignals(() => stop.abort(), config.drainTimeout);
-  let server: UpcaseServer;
+  let server: UpcaseServer | undefined;
+  // A Unix socket's file goes when the listener closes, which is the first
+  // step of every shutdown, so a second signal's exit finds it gone too.
+  const unwireSignals = wireSignals(() => stop.abort(), config.drainTimeout);
+  const unwireReload = tlsFiles
+    ? wireReload(async () => {
+      try {
+        const loaded = await readTlsFiles(...tlsFiles);
+        await server?.reloadTls({ cert: loaded.cert, key: loaded.key });
+      } catch (err) {
+        log.error(
+          "TLS reload failed; still using the previous certificate: {error}",
+          { error: err instanceof Error ? err.message : String(err) },
+        );
+      }
+    })
+    : () => {};
+  const unwire = () => {
+    unwireReload();
+    unwireSignals();
+  };
+  const common = {
+    signal: stop.signal,
+    unicode: config.unicode,
+    drainTimeout: config.drainTimeout * 1000,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    idleTimeout: config.idleTimeout * 1000,
+  };
   try {
-    server = serve({
-      signal: stop.signal,
-      hostname: config.host,
-      port: config.port,
-      unicode: config.unicode,
-      drainTimeout: config.drainTimeout * 1000,
-      maxConnections: config.maxConnections,
-      maxConnectionsPerIp: config.maxConnectionsPerIp,
-      idleTimeout: config.idleTimeout * 1000,
-    });
+    server = unixPath !== undefined
+      ? serve({ ...common, path: unixPath })
+      : serve({
+        ...common,
+        hostname: config.host,
+        port: config.port,
+        ...(pem ?? {}),
+      });
   } catch (err) {
-    const addr = { hostname: config.host, port: config.port };
+    const addr = unixPath !== undefined
+      ? { path: unixPath }
+      : { hostname: config.host, port: config.port };
     printLine(Deno.stderr, `upcase: ${describeStartupError(err, addr)}`);
     unwire();
     return 1;
+  }
+  // Not tied to `stop`: the admin endpoint keeps answering through the
+  // drain, so that /readyz can report it, and stops once the server has.
+  let admin: AdminServer | undefined;
+  if (config.admin !== undefined) {
+    try {
+      admin = serveAdmin({ ...config.admin, server });
+    } catch (err) {
+      printLine(
+        Deno.stderr,
+        `upcase: ${describeStartupError(err, config.admin)} (--admin)`,
+      );
+      await server.shutdown();
+      unwire();
+      return 1;
+    }
   }
   try {
     await server.finished;
@@ -99,6 +215,7 @@ async function main(args: string[]): Promise<number> {
     });
     return 1;
   } finally {
+    await admin?.shutdown();
     unwire();
   }
 }

@@ -7,9 +7,14 @@
 export {
   type DrainSummary,
   serve,
+  type ServeCommonOptions,
   type ServeOptions,
+  type ServeUnixOptions,
   type UpcaseServer,
 } from "./serve.ts";
+export { type AdminServer, serveAdmin } from "./admin_server.ts";
+export type { TlsPem } from "./tls_pem.ts";
+export { clearStaleSocket } from "./unix_socket.ts";
 export {
   type CloseReason,
   type ConnectionResult,

@@ -1,0 +1,374 @@
+/**
+ * The admin endpoint against a real server on 127.0.0.1 port 0, driven by
+ * real sockets: the metrics must move as the traffic predicts and agree with
+ * the close log lines, and the probes must follow a drain and the
+ * connection limit.
+ *
+ * @module
+ */
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { serveAdmin } from "../src/admin_server.ts";
+import { renderMetrics } from "../src/prometheus.ts";
+import { serve, type ServeOptions } from "../src/serve.ts";
+import { ServerStats } from "../src/server_stats.ts";
+import {
+  finish,
+  get,
+  parseMetrics,
+  readExactly,
+  roundTrip,
+  sample,
+  withLogs,
+} from "./_admin.ts";
+import { asciiUpper, exchange, needs, randomBytes } from "./_helpers.ts";
+
+function start(options: ServeOptions = {}) {
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    ...options,
+  });
+  const admin = serveAdmin({
+    hostname: "127.0.0.1",
+    port: 0,
+    server,
+    onListen() {},
+  });
+  return {
+    server,
+    admin,
+    port: admin.addr.port,
+    connect: () =>
+      Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }),
+    async [Symbol.asyncDispose]() {
+      // The admin server outlives the data server's drain, as in main.ts.
+      await server.shutdown();
+      await admin.shutdown();
+    },
+  };
+}
+
+async function scrape(port: number): Promise<Map<string, number>> {
+  const { status, body } = await get(port, "/metrics");
+  assertEquals(status, 200, body);
+  return parseMetrics(body);
+}
+
+const CLOSED = /^connection \d+ closed/;
+
+Deno.test("serveAdmin /metrics moves as the traffic predicts and agrees with the close logs", async () => {
+  await withLogs(async (logs) => {
+    await using t = start();
+    const sizes = [5, 1000, 70_000];
+    for (const [i, size] of sizes.entries()) {
+      const data = randomBytes(size, i + 1);
+      assertEquals(
+        await exchange(t.server.addr.port, data.slice()),
+        asciiUpper(data),
+      );
+    }
+    // The server counts a connection right after it logs the close; the
+    // scrape below is an HTTP round trip, so it is answered after that.
+    await logs.until(CLOSED, sizes.length);
+    const held = await t.connect();
+    assertEquals(await roundTrip(held, "held on"), "HELD ON");
+
+    let m = await scrape(t.port);
+    const sent = sizes.reduce((a, b) => a + b);
+    assertEquals(sample(m, 'upcase_connections_total{reason="eof"}'), 3);
+    for (const reason of ["reset", "shutdown", "idle", "error"]) {
+      assertEquals(
+        sample(m, `upcase_connections_total{reason="${reason}"}`),
+        0,
+      );
+    }
+    assertEquals(sample(m, "upcase_connections_accepted_total"), 4);
+    assertEquals(sample(m, "upcase_connections_active"), 1);
+    // The held connection's bytes count while it is still open.
+    assertEquals(sample(m, "upcase_bytes_received_total"), sent + 7);
+    assertEquals(sample(m, "upcase_bytes_sent_total"), sent + 7);
+    assertEquals(sample(m, "upcase_connection_duration_seconds_count"), 3);
+    assertEquals(
+      sample(m, 'upcase_connection_duration_seconds_bucket{le="+Inf"}'),
+      3,
+    );
+    assertEquals(sample(m, "upcase_draining"), 0);
+    assertEquals(sample(m, "upcase_accepting_paused"), 0);
+
+    assertEquals(await finish(held), 0);
+    await logs.until(CLOSED, 4);
+    m = await scrape(t.port);
+    // Now every connection has its close line, and the totals are their sums.
+    const closes = logs.records.filter((r) => CLOSED.test(logs.message(r)));
+    const logged = (key: string) =>
+      closes.reduce((n, r) => n + (r.properties[key] as number), 0);
+    assertEquals(closes.map((r) => r.properties.reason), [
+      "eof",
+      "eof",
+      "eof",
+      "eof",
+    ]);
+    assertEquals(
+      sample(m, 'upcase_connections_total{reason="eof"}'),
+      closes.length,
+    );
+    assertEquals(sample(m, "upcase_connections_active"), 0);
+    assertEquals(sample(m, "upcase_bytes_received_total"), logged("bytesIn"));
+    assertEquals(sample(m, "upcase_bytes_sent_total"), logged("bytesOut"));
+    assertEquals(logged("bytesIn"), sent + 7);
+    assertEquals(
+      sample(m, "upcase_connection_duration_seconds_count"),
+      closes.length,
+    );
+    // The log rounds each duration to 0.1 ms, and the histogram reads the
+    // clock a moment after the log line.
+    const sum = sample(m, "upcase_connection_duration_seconds_sum");
+    const loggedSeconds = logged("durationMs") / 1000;
+    assert(
+      Math.abs(sum - loggedSeconds) < 0.001 * closes.length,
+      `histogram sum ${sum} s, logs ${loggedSeconds} s`,
+    );
+  });
+});
+
+Deno.test("serveAdmin /metrics counts refusals over the per-address limit", async () => {
+  await withLogs(async (logs) => {
+    await using t = start({ maxConnectionsPerIp: 1 });
+    const held = await t.connect();
+    assertEquals(await roundTrip(held, "a"), "A");
+    const refused = await t.connect();
+    // Closed unserved: the client reads an end (or a reset) and no echo.
+    await refused.write(new TextEncoder().encode("b")).catch(() => 0);
+    assertEquals(await refused.read(new Uint8Array(1)).catch(() => null), null);
+    refused.close();
+    await logs.until(/over the limit of 1 per address/);
+    const m = await scrape(t.port);
+    assertEquals(sample(m, "upcase_connections_refused_total"), 1);
+    assertEquals(sample(m, "upcase_connections_accepted_total"), 1);
+    await finish(held);
+  });
+});
+
+async function promtool(
+  text: string,
+): Promise<{ code: number; output: string }> {
+  const child = new Deno.Command("promtool", {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const { code, stdout, stderr } = await output;
+  const decoder = new TextDecoder();
+  return { code, output: decoder.decode(stdout) + decoder.decode(stderr) };
+}
+
+Deno.test({
+  ...needs(["promtool"], "serveAdmin /metrics passes promtool check metrics"),
+  async fn() {
+    await using t = start();
+    const data = randomBytes(3000, 9);
+    await exchange(t.server.addr.port, data);
+    const held = await t.connect();
+    assertEquals(await roundTrip(held, "x"), "X");
+    const { body } = await get(t.port, "/metrics");
+    const live = await promtool(body);
+    assertEquals(live, { code: 0, output: "" }, body);
+    await finish(held);
+
+    // Samples a live server rarely has: accept errors, and label values that
+    // need escaping.
+    const stats = new ServerStats();
+    stats.acceptFailed(Object.assign(new Error("x"), { code: "EMFILE" }));
+    stats.closed({ bytesIn: 1, bytesOut: 1, reason: "idle" }, 4000);
+    const odd = renderMetrics(stats.snapshot([]), {
+      version: 'odd \\ "quoted"\nversion',
+      deno: Deno.version.deno,
+    });
+    assertEquals(await promtool(odd), { code: 0, output: "" }, odd);
+
+    // A control: promtool does reject a counter without the _total suffix
+    // (it exits 3 for such lint problems).
+    const broken = body.replaceAll(
+      "upcase_bytes_sent_total",
+      "upcase_bytes_sent",
+    );
+    const rejected = await promtool(broken);
+    assert(rejected.code !== 0, rejected.output);
+    assert(rejected.output.includes("_total"), rejected.output);
+  },
+});
+
+Deno.test("serveAdmin /readyz turns 503 draining during a drain, and /healthz stays 200 until the end", async () => {
+  await using t = start({ drainTimeout: 60_000 });
+  assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
+    200,
+    "ready",
+  ]);
+  assertEquals(await get(t.port, "/healthz").then((r) => [r.status, r.body]), [
+    200,
+    "ok",
+  ]);
+  const held = await t.connect();
+  assertEquals(await roundTrip(held, "before"), "BEFORE");
+
+  const drained = t.server.shutdown();
+  assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
+    503,
+    "draining",
+  ]);
+  // The drain still serves the connection it has, so the process is healthy.
+  assertEquals(await get(t.port, "/healthz").then((r) => [r.status, r.body]), [
+    200,
+    "ok",
+  ]);
+  assertEquals(sample(await scrape(t.port), "upcase_draining"), 1);
+  assertEquals(await roundTrip(held, "during"), "DURING");
+  assertEquals(sample(await scrape(t.port), "upcase_connections_active"), 1);
+
+  assertEquals(await finish(held), 0);
+  assertEquals(await drained, { drained: 1, cut: 0 });
+  await t.server.finished;
+  assertEquals(await get(t.port, "/healthz").then((r) => [r.status, r.body]), [
+    503,
+    "stopped",
+  ]);
+  assertEquals(await get(t.port, "/readyz").then((r) => r.status), 503);
+});
+
+Deno.test("serveAdmin /readyz turns 503 paused at --max-connections, and 200 once a slot frees", async () => {
+  await withLogs(async (logs) => {
+    await using t = start({ maxConnections: 1 });
+    const held = await t.connect();
+    // The accept loop pauses in the same step in which it hands the
+    // connection over, so once the echo is back the server is paused.
+    assertEquals(await roundTrip(held, "first"), "FIRST");
+    assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
+      503,
+      "paused",
+    ]);
+    assertEquals(sample(await scrape(t.port), "upcase_accepting_paused"), 1);
+    // A client in the backlog meanwhile takes the slot as soon as it frees,
+    // so the server is paused again once that client has its echo.
+    const waiting = await t.connect();
+    await waiting.write(new TextEncoder().encode("second"));
+    await finish(held);
+    assertEquals(
+      new TextDecoder().decode(await readExactly(waiting, 6)),
+      "SECOND",
+    );
+    assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
+      503,
+      "paused",
+    ]);
+    // With nobody waiting, a freed slot leaves the server ready.
+    await finish(waiting);
+    await logs.until(/accepting again/, 2);
+    assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
+      200,
+      "ready",
+    ]);
+    assertEquals(sample(await scrape(t.port), "upcase_accepting_paused"), 0);
+  });
+});
+
+Deno.test("serveAdmin /status.json lists the open connections with their bytes", async () => {
+  await using t = start({
+    unicode: true,
+    maxConnections: 10,
+    idleTimeout: 5000,
+  });
+  const a = await t.connect();
+  const b = await t.connect();
+  assertEquals(await roundTrip(a, "abc"), "ABC");
+  assertEquals(await roundTrip(b, "straße"), "STRASSE");
+  const { status, body, headers } = await get(t.port, "/status.json");
+  assertEquals(status, 200);
+  assertEquals(headers.get("content-type"), "application/json; charset=utf-8");
+  const json = JSON.parse(body);
+  assertEquals(json.addr, `127.0.0.1:${t.server.addr.port}`);
+  assertEquals(json.deno, Deno.version.deno);
+  assertEquals(json.settings, {
+    unicode: true,
+    drainTimeout: 10_000,
+    maxConnections: 10,
+    maxConnectionsPerIp: 0,
+    idleTimeout: 5000,
+  });
+  assertEquals(json.activeTotal, 2);
+  const rows = json.stats.active.map((
+    c: { id: number; peer: string; bytesIn: number; bytesOut: number },
+  ) => [c.id, c.peer, c.bytesIn, c.bytesOut]);
+  const peer = (c: Deno.Conn) =>
+    `127.0.0.1:${(c.localAddr as Deno.NetAddr).port}`;
+  // "straße" is 7 bytes of UTF-8, and "STRASSE" 7 as well.
+  assertEquals(rows, [[1, peer(a), 3, 3], [2, peer(b), 7, 7]]);
+  await finish(a);
+  await finish(b);
+});
+
+Deno.test("serveAdmin answers HEAD, 404 for unknown paths and 405 for other methods", async () => {
+  await using t = start();
+  const head = await fetch(`http://127.0.0.1:${t.port}/metrics`, {
+    method: "HEAD",
+  });
+  assertEquals([head.status, await head.text()], [200, ""]);
+  assertEquals(
+    head.headers.get("content-type"),
+    "text/plain; version=0.0.4; charset=utf-8",
+  );
+  assertEquals((await get(t.port, "/nope")).status, 404);
+  const post = await get(t.port, "/metrics", { method: "POST", body: "x" });
+  assertEquals(post.status, 405);
+  assertEquals(post.headers.get("allow"), "GET, HEAD");
+  const page = await get(t.port, "/");
+  assertEquals(page.headers.get("content-type"), "text/html; charset=utf-8");
+  assert(
+    page.headers.get("content-security-policy")?.includes("default-src 'none'"),
+  );
+  assertEquals(page.headers.get("cache-control"), "no-store");
+});
+
+Deno.test("serveAdmin stops when its signal aborts, and shutdown() after that is harmless", async () => {
+  await using server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} });
+  const controller = new AbortController();
+  const admin = serveAdmin({
+    hostname: "127.0.0.1",
+    port: 0,
+    server,
+    signal: controller.signal,
+    onListen() {},
+  });
+  assertEquals((await get(admin.addr.port, "/healthz")).status, 200);
+  controller.abort();
+  await admin.finished;
+  await admin.shutdown();
+  await assertRejects(() =>
+    fetch(`http://127.0.0.1:${admin.addr.port}/healthz`)
+  );
+});
+
+Deno.test("serveAdmin logs where it listens unless onListen is given", async () => {
+  await withLogs(async (logs) => {
+    await using server = serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+    });
+    await using admin = serveAdmin({ hostname: "127.0.0.1", port: 0, server });
+    await logs.until(/^admin listening on /);
+    const line = logs.records.map(logs.message).find((m) =>
+      m.startsWith("admin listening")
+    );
+    assertEquals(line, `admin listening on 127.0.0.1:${admin.addr.port}`);
+    assertEquals(
+      logs.records.find((r) => logs.message(r) === line)?.category,
+      ["upcase", "admin"],
+    );
+  });
+});
