@@ -1,4 +1,5 @@
 import { parseArgs } from "@std/cli";
+import { CidrSet } from "./cidr.ts";
 import {
   LOG_FORMATS,
   LOG_LEVELS,
@@ -34,6 +35,12 @@ export interface Config {
   tlsKey: string | undefined;
   /** A Unix socket path to listen on instead of TCP. */
   unix: string | undefined;
+  /** Worker processes sharing the port; 1 means no supervisor. */
+  workers: number;
+  /** Expect a PROXY protocol header (v1 or v2) at the start of each connection. */
+  proxyProtocol: boolean;
+  /** The sources allowed to send a PROXY header, as CIDR ranges. */
+  proxyTrusted: CidrSet;
   /** Print the usage and exit. */
   help: boolean;
   /** Print the version and exit. */
@@ -155,6 +162,25 @@ function parseHostPort(raw: string, name: string): HostPort | undefined {
     );
   }
   return { hostname: (m[1] ?? m[2])!, port: parsePort(m[3]!, name) };
+}
+
+function parseWorkers(raw: string, name: string): number {
+  if (raw === "auto") return navigator.hardwareConcurrency;
+  const count = /^[1-9][0-9]{0,3}$/.test(raw) ? Number(raw) : NaN;
+  if (!(count >= 1 && count <= 1024)) {
+    throw new TypeError(
+      cannot(name, raw, "is not auto or a number of workers from 1 to 1024"),
+    );
+  }
+  return count;
+}
+
+function parseCidrs(raw: string, name: string): CidrSet {
+  try {
+    return CidrSet.parse(raw);
+  } catch (err) {
+    throw new TypeError(`Cannot parse ${name}: ${(err as Error).message}`);
+  }
 }
 
 function parsePath(raw: string): string | undefined {
@@ -287,6 +313,35 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "listen on this Unix socket instead of --host and --port",
     parse: parsePath,
   },
+  {
+    key: "workers",
+    flag: "workers",
+    env: "UPCASE_WORKERS",
+    value: "N",
+    default: "1",
+    help:
+      "worker processes sharing the port (SO_REUSEPORT, Linux); auto: one per core",
+    parse: parseWorkers,
+  },
+  {
+    key: "proxyProtocol",
+    flag: "proxy-protocol",
+    env: "UPCASE_PROXY_PROTOCOL",
+    value: "",
+    default: "off",
+    help:
+      "expect a PROXY protocol v1 or v2 header from a load balancer on each connection",
+    parse: parseSwitch,
+  },
+  {
+    key: "proxyTrusted",
+    flag: "proxy-trusted",
+    env: "UPCASE_PROXY_TRUSTED",
+    value: "CIDR[,CIDR...]",
+    default: "127.0.0.0/8,::1/128",
+    help: "sources allowed to send a PROXY header; others are closed",
+    parse: parseCidrs,
+  },
 ];
 
 /** The environment variables upcase reads, for `--allow-env`. */
@@ -353,11 +408,11 @@ export function parseConfig(
   const parsed = parseArgs(joined, {
     string: VALUED,
     boolean: SWITCHES,
-    negatable: ["unicode"],
+    negatable: ["unicode", "proxy-protocol"],
     alias: { h: "help" },
     // Without a default parseArgs sets absent switches to false, and then a
     // flag could not be told from the environment.
-    default: { unicode: undefined },
+    default: { unicode: undefined, "proxy-protocol": undefined },
     unknown: (arg: string) => {
       problems.push(
         arg.startsWith("-")
@@ -391,6 +446,11 @@ export function parseConfig(
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new TypeError(
       "Cannot use --tls-cert without --tls-key: give both PEM files, or neither",
+    );
+  }
+  if (config.proxyProtocol === true && config.tlsCert !== undefined) {
+    throw new TypeError(
+      "Cannot use --proxy-protocol with --tls-cert: the PROXY header comes before the TLS handshake, which Deno runs itself; terminate TLS at the load balancer, or drop one",
     );
   }
   return config as unknown as Config;

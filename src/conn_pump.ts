@@ -7,6 +7,11 @@ export interface PumpOptions {
   /** The uppercasing step; it also counts the bytes. */
   upcaser: Upcaser;
   /**
+   * Bytes already read from the connection (those that followed a PROXY
+   * header, say), served before the first read.
+   */
+  initial?: Uint8Array;
+  /**
    * Where read buffers come from. By default, one pool for the process,
    * carved from the SIMD kernel's memory so that data is read, uppercased
    * and written in place there.
@@ -80,6 +85,9 @@ export async function pumpConn(
   const maxBuffer = options.maxBuffer ?? 65536;
   let size = minBuffer;
   let smallReads = 0;
+  if (options.initial && options.initial.length > 0) {
+    await writeAll(conn, upcaser.push(options.initial));
+  }
   for (;;) {
     const buffer = pool.take(size);
     try {

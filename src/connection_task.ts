@@ -3,6 +3,10 @@ import type { ConnectionResult, CutReason } from "./connection.ts";
 import { pumpConn } from "./conn_pump.ts";
 import { formatAddr } from "./format_addr.ts";
 import { previewBytes } from "./preview.ts";
+import {
+  type ProxyRejectReason,
+  readProxyHeader,
+} from "./proxy_header_reader.ts";
 import { isReset } from "./reset_error.ts";
 import { Upcaser } from "./upcaser.ts";
 
@@ -14,6 +18,37 @@ export interface ConnectionTaskOptions {
   id: number;
   /** Uppercase with full Unicode case rules. */
   unicode: boolean;
+  /** Read a PROXY protocol header first, and serve the client it names. */
+  proxy?: ConnectionProxyOptions;
+}
+
+/** How a {@linkcode ConnectionTask} reads a PROXY protocol header. */
+export interface ConnectionProxyOptions {
+  /** Milliseconds the whole header may take to arrive. */
+  timeout: number;
+  /**
+   * Called once the header is read, with the real client's host (undefined
+   * for a Unix socket peer under a LOCAL header); `false` closes the
+   * connection unserved, as `refused`. This is where the per-address limit
+   * applies, since only now is the real address known.
+   */
+  admit: (host: string | undefined) => boolean;
+}
+
+/** Why a task closed its connection without serving it. */
+export type TaskRejectReason =
+  | Exclude<ProxyRejectReason, "untrusted">
+  | "refused";
+
+/** How a {@linkcode ConnectionTask} ended. */
+export interface TaskResult extends ConnectionResult {
+  /**
+   * Set when the connection was closed before it was served: its PROXY
+   * header was malformed, late or cut short, or the real client was over
+   * the per-address limit. Such a connection has no bytes and the reason
+   * `error`, and logs no "closed" line.
+   */
+  rejected?: TaskRejectReason;
 }
 
 /**
@@ -26,16 +61,16 @@ export interface ConnectionTaskOptions {
 export class ConnectionTask {
   /** The connection's id in the logs. */
   readonly id: number;
-  /** The peer's address, as `host:port`, or `unix` for a Unix socket client. */
-  readonly peer: string;
-  /** The peer's host, without the port. */
-  readonly peerHost: string;
+  #peer: string;
+  #peerHost: string;
+  #via: string | undefined;
   /** When the connection was accepted, in `performance.now()` time. */
   readonly startedAt: number = performance.now();
   /** Settles with the result once the connection is closed and logged. */
-  readonly done: Promise<ConnectionResult>;
+  readonly done: Promise<TaskResult>;
   readonly #upcaser: Upcaser;
   readonly #conn: Deno.Conn;
+  readonly #proxy: ConnectionProxyOptions | undefined;
   #cutReason: CutReason | undefined;
   #closed = false;
 
@@ -46,11 +81,12 @@ export class ConnectionTask {
    * @param options The connection's id and the case mode.
    */
   constructor(conn: Deno.Conn, options: ConnectionTaskOptions) {
-    const { id, unicode } = options;
+    const { id, unicode, proxy } = options;
     this.id = id;
     const addr = conn.remoteAddr;
-    this.peer = formatAddr(addr);
-    this.peerHost = "hostname" in addr ? addr.hostname : this.peer;
+    this.#peer = formatAddr(addr);
+    this.#peerHost = "hostname" in addr ? addr.hostname : this.#peer;
+    this.#proxy = proxy;
     // Decided once per connection, so that info level costs nothing per chunk.
     const onChunk = log.isEnabledFor("debug")
       ? (chunk: Uint8Array) =>
@@ -62,8 +98,31 @@ export class ConnectionTask {
       : undefined;
     this.#upcaser = new Upcaser(onChunk ? { unicode, onChunk } : { unicode });
     this.#conn = conn;
-    log.info("connection {id} opened from {peer}", { id, peer: this.peer });
+    // Behind a load balancer the opening is logged once the header has
+    // named the real client.
+    if (!proxy) {
+      log.info("connection {id} opened from {peer}", { id, peer: this.peer });
+    }
     this.done = this.#run();
+  }
+
+  /**
+   * The client's address, as `host:port`, or `unix` for a Unix socket
+   * client. Behind a load balancer it is the real client's, once the PROXY
+   * header has been read, and the balancer's until then.
+   */
+  get peer(): string {
+    return this.#peer;
+  }
+
+  /** The client's host, without the port. */
+  get peerHost(): string {
+    return this.#peerHost;
+  }
+
+  /** The load balancer's address, when a PROXY header named another client. */
+  get via(): string | undefined {
+    return this.#via;
   }
 
   /** Bytes received so far. */
@@ -99,10 +158,48 @@ export class ConnectionTask {
     this.#conn.close();
   }
 
-  async #run(): Promise<ConnectionResult> {
+  // Reads the PROXY header and takes the real client's address from it;
+  // returns the bytes after it, or why the connection is turned away.
+  async #readHeader(
+    proxy: ConnectionProxyOptions,
+  ): Promise<Uint8Array | { rejected: TaskRejectReason; detail: string }> {
+    const read = await readProxyHeader(this.#conn, { timeout: proxy.timeout });
+    if (read.status === "rejected") {
+      return { rejected: read.reason, detail: read.detail };
+    }
+    const { source } = read.header;
+    // LOCAL (a balancer's own check) keeps the connection's own address.
+    if (read.header.command === "proxy" && source) {
+      this.#via = this.#peer;
+      this.#peerHost = source.hostname;
+      this.#peer = formatAddr({ transport: "tcp", ...source });
+    }
+    const addr = this.#conn.remoteAddr;
+    const host = this.#via !== undefined || "hostname" in addr
+      ? this.#peerHost
+      : undefined;
+    if (!proxy.admit(host)) {
+      return { rejected: "refused", detail: "over the per-address limit" };
+    }
+    const { id, peer, via } = this;
+    if (via === undefined) {
+      log.info("connection {id} opened from {peer}", { id, peer });
+    } else {
+      log.info("connection {id} opened from {peer} via {via}", {
+        id,
+        peer,
+        via,
+      });
+    }
+    return read.rest;
+  }
+
+  async #run(): Promise<TaskResult> {
     let reason: ConnectionResult["reason"] = "eof";
     let error: unknown;
     let handshaking = false;
+    let inHeader = false;
+    let rejected: { rejected: TaskRejectReason; detail: string } | undefined;
     try {
       const conn = this.#conn;
       // Deno would run a TLS handshake inside the first read anyway; done
@@ -113,10 +210,31 @@ export class ConnectionTask {
         await (conn as Deno.TlsConn).handshake();
         handshaking = false;
       }
-      await pumpConn(conn, { upcaser: this.#upcaser });
+      let initial: Uint8Array | undefined;
+      if (this.#proxy) {
+        inHeader = true;
+        const got = await this.#readHeader(this.#proxy);
+        inHeader = false;
+        if (got instanceof Uint8Array) initial = got;
+        else rejected = got;
+      }
+      if (!rejected) {
+        await pumpConn(conn, {
+          upcaser: this.#upcaser,
+          ...(initial ? { initial } : {}),
+        });
+      }
     } catch (err) {
       if (this.#cutReason) reason = this.#cutReason;
-      else if (isReset(err)) reason = "reset";
+      // A reset before the header was complete is a header cut short.
+      else if (inHeader) {
+        rejected = {
+          rejected: "closed",
+          detail: `the header read failed: ${
+            err instanceof Error ? err.message : String(err)
+          }`,
+        };
+      } else if (isReset(err)) reason = "reset";
       // A TLS client that closed its socket without TLS's own goodbye
       // (close_notify), as many do and as health checks that only connect
       // do: to an echo server that is an end of input like any other.
@@ -124,6 +242,23 @@ export class ConnectionTask {
       else [reason, error] = ["error", err];
     } finally {
       this.#close();
+    }
+    if (rejected) {
+      const { id, peer } = this;
+      // Refusals are logged by the server, at most once a second.
+      if (rejected.rejected !== "refused") {
+        log.warning(
+          "connection {id} from {peer} rejected ({reason}): {detail}",
+          { id, peer, reason: rejected.rejected, detail: rejected.detail },
+        );
+      }
+      return {
+        bytesIn: 0,
+        bytesOut: 0,
+        reason: "error",
+        error: new Error(rejected.detail),
+        rejected: rejected.rejected,
+      };
     }
     const result: ConnectionResult = {
       bytesIn: this.bytesIn,

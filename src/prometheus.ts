@@ -113,6 +113,12 @@ export function renderMetrics(stats: StatsSnapshot, info: BuildInfo): string {
       [[{}, stats.refused]],
     ),
     family(
+      "upcase_proxy_rejected_total",
+      "counter",
+      "Connections closed unserved for their PROXY header: from an untrusted source, malformed, late, or closed before it was complete.",
+      Object.entries(stats.proxyRejected).map(([reason, n]) => [{ reason }, n]),
+    ),
+    family(
       "upcase_bytes_received_total",
       "counter",
       "Bytes received from clients, on closed and open connections.",

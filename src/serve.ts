@@ -1,6 +1,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type AcceptErrorKind, acceptLoop } from "./accept_loop.ts";
 import { AddressLimit } from "./address_limit.ts";
+import { CidrSet } from "./cidr.ts";
 import { ConnectionTask } from "./connection_task.ts";
 import { formatAddr } from "./format_addr.ts";
 import { IdleSweeper } from "./idle_sweeper.ts";
@@ -49,6 +50,33 @@ export interface ServeCommonOptions {
    * @default {300000}
    */
   idleTimeout?: number;
+  /**
+   * Expect a PROXY protocol header (v1 or v2) at the start of every
+   * connection, as a load balancer such as HAProxy sends with
+   * `send-proxy-v2`, and serve the client it names: logs, the status page
+   * and `maxConnectionsPerIp` use that address. A connection from a source
+   * outside `proxyTrusted` is closed at once; one whose header is malformed,
+   * cut short or later than `proxyHeaderTimeout` is closed too. Both are
+   * counted in `stats().proxyRejected`. Not with TLS: the header comes
+   * before the handshake, which Deno's TLS listener runs itself. Unix socket
+   * clients are trusted, since the socket file's permissions already decide
+   * who may connect.
+   *
+   * @default {false}
+   */
+  proxyProtocol?: boolean;
+  /**
+   * The sources allowed to send a PROXY header.
+   *
+   * @default {CidrSet.parse("127.0.0.0/8,::1/128")}
+   */
+  proxyTrusted?: CidrSet;
+  /**
+   * Milliseconds a trusted source has to send its whole PROXY header.
+   *
+   * @default {3000}
+   */
+  proxyHeaderTimeout?: number;
   /** Called for every failed accept, with how it was handled. */
   onAcceptError?: (kind: AcceptErrorKind, err: unknown) => void;
 }
@@ -78,6 +106,13 @@ export interface ServeOptions extends ServeCommonOptions {
   cert?: string;
   /** The PEM private key of `cert`. */
   key?: string;
+  /**
+   * Share the port with other processes (SO_REUSEPORT, Linux; Deno 2.9 needs
+   * `--unstable-net`), for `--workers`.
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
   /** Called once the server listens; by default it logs the address. */
   onListen?: (addr: Deno.NetAddr) => void;
 }
@@ -151,8 +186,11 @@ export interface UpcaseServer<
   reloadTls(pem: TlsPem): Promise<void>;
 }
 
-// Refusals over the per-address limit are logged at most this often.
+// Refusals over the per-address limit, and connections from sources not
+// trusted to send a PROXY header, are logged at most this often.
 const REFUSAL_LOG_INTERVAL_MS = 1000;
+
+const DEFAULT_PROXY_TRUSTED = CidrSet.parse("127.0.0.0/8,::1/128");
 
 function listenTarget(options: ServeOptions | ServeUnixOptions): ListenTarget {
   if ("path" in options) {
@@ -164,8 +202,9 @@ function listenTarget(options: ServeOptions | ServeUnixOptions): ListenTarget {
     return { transport: "unix", path: options.path };
   }
   const { hostname = "0.0.0.0", port = 8000, cert, key } = options;
+  const reusePort = options.reusePort === true;
   if (cert === undefined && key === undefined) {
-    return { transport: "tcp", hostname, port };
+    return { transport: "tcp", hostname, port, reusePort };
   }
   if (cert === undefined || key === undefined) {
     throw new TypeError(
@@ -174,7 +213,7 @@ function listenTarget(options: ServeOptions | ServeUnixOptions): ListenTarget {
       }: give both cert and key`,
     );
   }
-  return { transport: "tls", hostname, port, pem: { cert, key } };
+  return { transport: "tls", hostname, port, pem: { cert, key }, reusePort };
 }
 
 /**
@@ -210,9 +249,17 @@ export function serve(
     maxConnections = 0,
     maxConnectionsPerIp = 0,
     idleTimeout = 300_000,
+    proxyProtocol = false,
+    proxyTrusted = DEFAULT_PROXY_TRUSTED,
+    proxyHeaderTimeout = 3000,
     onAcceptError,
   } = options;
   const target = listenTarget(options);
+  if (proxyProtocol && target.transport === "tls") {
+    throw new TypeError(
+      "Cannot read PROXY headers on a TLS port: give either proxyProtocol, or cert and key",
+    );
+  }
   const listener = listen(target);
   const addr = listener.addr;
   const closing = new AbortController();
@@ -226,13 +273,41 @@ export function serve(
   let refusalLoggedAt = -Infinity;
   const stats = new ServerStats();
 
-  function refuse(conn: Deno.Conn): void {
-    const peer = formatAddr(conn.remoteAddr);
+  let untrusted = 0;
+  let untrustedLoggedAt = -Infinity;
+
+  function closeQuietly(conn: Deno.Conn): void {
     try {
       conn.close();
     } catch {
       // Nothing to release.
     }
+  }
+
+  // Closed before anything is read: an untrusted source's header, true or
+  // not, must not decide which address the server believes.
+  function rejectUntrusted(conn: Deno.Conn): void {
+    const peer = formatAddr(conn.remoteAddr);
+    closeQuietly(conn);
+    untrusted++;
+    stats.proxyRejected("untrusted");
+    const now = performance.now();
+    if (now - untrustedLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    log.warning(
+      "rejected {untrusted} connections from sources not trusted to send a PROXY header (latest from {peer})",
+      { untrusted, peer },
+    );
+    untrusted = 0;
+    untrustedLoggedAt = now;
+  }
+
+  function refuse(conn: Deno.Conn): void {
+    const peer = formatAddr(conn.remoteAddr);
+    closeQuietly(conn);
+    countRefusal(peer);
+  }
+
+  function countRefusal(peer: string): void {
     refused++;
     stats.refused++;
     const now = performance.now();
@@ -249,16 +324,50 @@ export function serve(
     // Unix peers have no address to count by.
     const remote = conn.remoteAddr;
     const host = "hostname" in remote ? remote.hostname : undefined;
-    if (host !== undefined && !perAddress.acquire(host)) return refuse(conn);
-    const task = new ConnectionTask(conn, { id: nextId++, unicode });
+    if (proxyProtocol && host !== undefined && !proxyTrusted.has(host)) {
+      return rejectUntrusted(conn);
+    }
+    // The host whose per-address slot this connection holds.
+    let holds: string | undefined;
+    const admit = (h: string | undefined): boolean => {
+      if (h === undefined) return true;
+      if (!perAddress.acquire(h)) return false;
+      holds = h;
+      return true;
+    };
+    // Behind a balancer the limit waits for the real address, which the
+    // connection's own task reads, so a slow header never holds up accept.
+    if (!proxyProtocol && !admit(host)) return refuse(conn);
+    const id = nextId++;
+    const task = new ConnectionTask(
+      conn,
+      proxyProtocol
+        ? {
+          id,
+          unicode,
+          proxy: {
+            timeout: proxyHeaderTimeout,
+            admit(real) {
+              if (admit(real)) return true;
+              countRefusal(task.peer);
+              return false;
+            },
+          },
+        }
+        : { id, unicode },
+    );
     stats.accepted();
     active.set(task.id, task);
     sweeper?.add(task);
     task.done.then((result) => {
-      stats.closed(result, (performance.now() - task.startedAt) / 1000);
+      if (result.rejected === undefined) {
+        stats.closed(result, (performance.now() - task.startedAt) / 1000);
+      } else if (result.rejected !== "refused") {
+        stats.proxyRejected(result.rejected);
+      }
       active.delete(task.id);
       sweeper?.delete(task);
-      if (host !== undefined) perAddress.release(host);
+      if (holds !== undefined) perAddress.release(holds);
       slotFreed?.resolve();
       slotFreed = undefined;
     });

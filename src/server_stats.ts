@@ -1,4 +1,8 @@
 import type { CloseReason, ConnectionResult } from "./connection.ts";
+import {
+  PROXY_REJECT_REASONS,
+  type ProxyRejectReason,
+} from "./proxy_header_reader.ts";
 
 /** Upper bounds, in seconds, of the connection-duration histogram's buckets. */
 export const DURATION_BUCKETS: readonly number[] = [
@@ -62,6 +66,8 @@ export interface StatsSnapshot {
   accepted: number;
   /** Connections refused over the per-address limit. */
   refused: number;
+  /** Connections closed unserved for their PROXY header, by reason. */
+  proxyRejected: Record<ProxyRejectReason, number>;
   /** Bytes received, from closed and open connections. */
   bytesIn: number;
   /** Bytes sent, from closed and open connections. */
@@ -111,6 +117,9 @@ export class ServerStats {
   #bytesOut = 0;
   #accepted = 0;
   #acceptErrors: Record<string, number> = {};
+  readonly #proxyRejected = Object.fromEntries(
+    PROXY_REJECT_REASONS.map((r) => [r, 0]),
+  ) as Record<ProxyRejectReason, number>;
   /** Connections refused over the per-address limit. */
   refused = 0;
   /** Whether the server is draining. */
@@ -146,6 +155,16 @@ export class ServerStats {
     this.#durationSum += seconds;
     const bucket = DURATION_BUCKETS.findIndex((le) => seconds <= le);
     this.#durations[bucket < 0 ? DURATION_BUCKETS.length : bucket]!++;
+  }
+
+  /**
+   * Counts a connection closed unserved for its PROXY header.
+   *
+   * @param reason An untrusted source, or a header that was malformed, late
+   * or cut short.
+   */
+  proxyRejected(reason: ProxyRejectReason): void {
+    this.#proxyRejected[reason]++;
   }
 
   /**
@@ -192,6 +211,7 @@ export class ServerStats {
       closed: { ...this.#closed },
       accepted: this.#accepted,
       refused: this.refused,
+      proxyRejected: { ...this.#proxyRejected },
       bytesIn,
       bytesOut,
       acceptErrors: { ...this.#acceptErrors },

@@ -8,7 +8,14 @@ function envOf(values: Record<string, string>) {
 }
 
 Deno.test("parseConfig gives the documented defaults", () => {
-  assertEquals(parseConfig([], noEnv), {
+  const { proxyTrusted, ...config } = parseConfig([], noEnv);
+  assertEquals(
+    ["127.0.0.1", "127.255.0.9", "::1", "10.0.0.1", "::2"].map((a) =>
+      proxyTrusted.has(a)
+    ),
+    [true, true, true, false, false],
+  );
+  assertEquals(config, {
     host: "0.0.0.0",
     port: 8000,
     unicode: false,
@@ -22,9 +29,44 @@ Deno.test("parseConfig gives the documented defaults", () => {
     tlsCert: undefined,
     tlsKey: undefined,
     unix: undefined,
+    workers: 1,
+    proxyProtocol: false,
     help: false,
     version: false,
   });
+});
+
+Deno.test("parseConfig reads --workers, --proxy-protocol and --proxy-trusted", () => {
+  const config = parseConfig(
+    ["--workers", "6", "--proxy-protocol", "--proxy-trusted", "10.0.0.0/8"],
+    noEnv,
+  );
+  assertEquals([config.workers, config.proxyProtocol], [6, true]);
+  assertEquals(config.proxyTrusted.has("10.9.9.9"), true);
+  assertEquals(config.proxyTrusted.has("127.0.0.1"), false);
+  assertEquals(
+    parseConfig(["--workers=auto"], noEnv).workers,
+    navigator.hardwareConcurrency,
+  );
+  assertThrows(
+    () => parseConfig(["--workers", "0"], noEnv),
+    TypeError,
+    "--workers",
+  );
+  assertThrows(
+    () => parseConfig(["--proxy-trusted", "10.0.0.0/33"], noEnv),
+    TypeError,
+    "--proxy-trusted",
+  );
+  assertThrows(
+    () =>
+      parseConfig(
+        ["--proxy-protocol", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+        noEnv,
+      ),
+    TypeError,
+    "Cannot use --proxy-protocol with --tls-cert",
+  );
 });
 
 Deno.test("parseConfig reads the admin address, TLS files and Unix socket path", () => {

@@ -156,7 +156,25 @@ Deno.test("renderMetrics gives every sample's family a HELP and a TYPE line", ()
       "upcase_connections_refused_total",
       "upcase_connections_total",
       "upcase_draining",
+      "upcase_proxy_rejected_total",
       "upcase_uptime_seconds",
     ],
   );
+});
+
+Deno.test("renderMetrics reports PROXY header rejections by reason, zeros included", () => {
+  const stats = statsAt({ now: 0 });
+  const before = parseMetrics(renderMetrics(stats.snapshot([]), INFO));
+  const reasons = ["untrusted", "invalid", "timeout", "closed"];
+  const counts = (m: Map<string, number>) =>
+    reasons.map((r) => sample(m, `upcase_proxy_rejected_total{reason="${r}"}`));
+  assertEquals(counts(before), [0, 0, 0, 0]);
+  stats.proxyRejected("untrusted");
+  stats.proxyRejected("timeout");
+  stats.proxyRejected("timeout");
+  stats.proxyRejected("closed");
+  const after = parseMetrics(renderMetrics(stats.snapshot([]), INFO));
+  assertEquals(counts(after), [1, 0, 2, 1]);
+  // They are not closed connections: the served ones' counters stay put.
+  assertEquals(sample(after, 'upcase_connections_total{reason="error"}'), 0);
 });
