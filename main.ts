@@ -16,6 +16,10 @@ import {
 } from "./src/permissions.ts";
 import { type AdminServer, serveAdmin } from "./src/admin_server.ts";
 import { serve, type UpcaseServer } from "./src/serve.ts";
+import { superviseFromConfig } from "./src/supervisor_cli.ts";
+import { watchSupervisor } from "./src/worker.ts";
+import { takeWorkerId } from "./src/worker_command.ts";
+import { workerReport } from "./src/worker_report.ts";
 import {
   describeStartupError,
   NET_PERMISSION_MESSAGE,
@@ -67,7 +71,9 @@ function wireReload(reload: () => Promise<void>): () => void {
   return () => Deno.removeSignalListener("SIGHUP", handler);
 }
 
-async function main(args: string[]): Promise<number> {
+async function main(commandLine: string[]): Promise<number> {
+  // Set when the supervisor of --workers started this process.
+  const { id: workerId, args } = takeWorkerId(commandLine);
   let config: Config;
   try {
     config = parseConfig(args, readEnvIfAllowed);
@@ -113,6 +119,9 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   setupLogging({ level: config.logLevel, format: config.logFormat });
+  if (config.workers > 1 && workerId === undefined) {
+    return await superviseFromConfig(config, args);
+  }
 
   let pem: TlsPem | undefined;
   if (tlsFiles) {
@@ -148,6 +157,7 @@ async function main(args: string[]): Promise<number> {
   // A Unix socket's file goes when the listener closes, which is the first
   // step of every shutdown, so a second signal's exit finds it gone too.
   const unwireSignals = wireSignals(() => stop.abort(), config.drainTimeout);
+  if (workerId !== undefined) watchSupervisor(() => stop.abort());
   const unwireReload = tlsFiles
     ? wireReload(async () => {
       try {
@@ -172,6 +182,8 @@ async function main(args: string[]): Promise<number> {
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     idleTimeout: config.idleTimeout * 1000,
+    proxyProtocol: config.proxyProtocol,
+    proxyTrusted: config.proxyTrusted,
   };
   try {
     server = unixPath !== undefined
@@ -181,6 +193,8 @@ async function main(args: string[]): Promise<number> {
         hostname: config.host,
         port: config.port,
         ...(pem ?? {}),
+        // Workers share the supervisor's port.
+        reusePort: workerId !== undefined,
       });
   } catch (err) {
     const addr = unixPath !== undefined
@@ -195,7 +209,19 @@ async function main(args: string[]): Promise<number> {
   let admin: AdminServer | undefined;
   if (config.admin !== undefined) {
     try {
-      admin = serveAdmin({ ...config.admin, server });
+      admin = serveAdmin({
+        ...config.admin,
+        server,
+        // A worker tells the supervisor where to fetch its totals, and lists
+        // every connection so that the summed gauge is exact.
+        ...(workerId !== undefined
+          ? {
+            onListen: (addr: Deno.NetAddr) =>
+              printLine(Deno.stdout, workerReport(addr.port)),
+            connectionLimit: Number.MAX_SAFE_INTEGER,
+          }
+          : {}),
+      });
     } catch (err) {
       printLine(
         Deno.stderr,

@@ -4,8 +4,14 @@ import type { TlsPem } from "./tls_pem.ts";
 
 /** Where {@linkcode listen} listens: TCP, TCP with TLS, or a Unix socket. */
 export type ListenTarget =
-  | { transport: "tcp"; hostname: string; port: number }
-  | { transport: "tls"; hostname: string; port: number; pem: TlsPem }
+  | { transport: "tcp"; hostname: string; port: number; reusePort?: boolean }
+  | {
+    transport: "tls";
+    hostname: string;
+    port: number;
+    pem: TlsPem;
+    reusePort?: boolean;
+  }
   | { transport: "unix"; path: string };
 
 /** A listening socket, whatever its transport, as the accept loop uses it. */
@@ -27,6 +33,10 @@ export interface DataListener extends Acceptor<Deno.Conn> {
  * `Deno.listen` and `Deno.listenTls`, so that every transport reaches the
  * accept loop in the same shape.
  *
+ * With `reusePort` (TCP and TLS, Linux) several processes listen on the
+ * same address and the kernel spreads new connections over them; Deno 2.9
+ * allows it only with `--unstable-net`.
+ *
  * @param target The transport and the address.
  * @returns the listener; it throws here, synchronously, if it cannot listen.
  *
@@ -45,13 +55,20 @@ export interface DataListener extends Acceptor<Deno.Conn> {
 export function listen(target: ListenTarget): DataListener {
   switch (target.transport) {
     case "tcp": {
-      const { hostname, port } = target;
-      return Deno.listen({ hostname, port, transport: "tcp" });
+      const { hostname, port, reusePort } = target;
+      // Left out unless asked for, so that a plain listen never touches an
+      // unstable option.
+      return Deno.listen({
+        hostname,
+        port,
+        transport: "tcp",
+        ...(reusePort ? { reusePort } : {}),
+      });
     }
     case "unix":
       return Deno.listen({ path: target.path, transport: "unix" });
     case "tls": {
-      const { hostname, port, pem } = target;
+      const { hostname, port, pem, reusePort } = target;
       let bound: Deno.NetAddr | undefined;
       // Reopened on the port that was bound first, also when it was 0.
       const tls = new ReloadableTlsListener((next) => {
@@ -61,6 +78,7 @@ export function listen(target: ListenTarget): DataListener {
           transport: "tcp",
           cert: next.cert,
           key: next.key,
+          ...(reusePort ? { reusePort } : {}),
         });
         bound ??= listener.addr;
         return listener;

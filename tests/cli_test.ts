@@ -376,8 +376,11 @@ for (const task of ["start", "compile"]) {
     // Every other flag is named here, so that -A, --allow-all, --allow-read,
     // --allow-write, --allow-run or a short form (-R, -W) cannot slip in.
     const flags = words.filter((w) => w.startsWith("-") && w !== allowEnv);
+    // The binary starts itself as the --workers processes, which listen
+    // with reusePort: that takes --allow-run and --unstable-net, and a
+    // compiled binary cannot be given them later.
     const expected = task === "compile"
-      ? ["--allow-net", "--output"]
+      ? ["--unstable-net", "--allow-run", "--allow-net", "--output"]
       : ["--allow-net"];
     assertEquals(flags, expected, line);
   });

@@ -1,0 +1,86 @@
+import type { Config } from "./config.ts";
+import { listen } from "./listen.ts";
+import { describeStartupError } from "./startup_error.ts";
+import { runSupervisor } from "./supervisor.ts";
+
+function printError(line: string): void {
+  let bytes = new TextEncoder().encode(`upcase: ${line}\n`);
+  while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+}
+
+// Port 0 cannot be shared: each worker would get a port of its own. The
+// supervisor asks the kernel for a free one and hands that to every worker;
+// another process could take it in between, and then the workers fail to
+// start with "address in use", which is reported.
+function resolvePort(hostname: string, port: number): number {
+  if (port !== 0) return port;
+  const probe = listen({ transport: "tcp", hostname, port: 0 });
+  const free = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return free;
+}
+
+/**
+ * The `--workers N` command (N > 1): checks that workers can run here, then
+ * runs the supervisor. Problems print one line on standard error: `--unix`
+ * with workers exits 2, a platform without SO_REUSEPORT balancing or a
+ * missing `--allow-run` exits 1.
+ *
+ * @param config The parsed configuration.
+ * @param args The command line, which each worker gets too.
+ * @returns the exit code.
+ */
+export async function superviseFromConfig(
+  config: Config,
+  args: string[],
+): Promise<number> {
+  if (config.unix !== undefined) {
+    printError(
+      "Cannot use --workers with --unix: workers share a TCP port; give one or the other",
+    );
+    return 2;
+  }
+  if (Deno.build.os !== "linux") {
+    printError(
+      `Cannot use --workers ${config.workers} on ${Deno.build.os}: the kernel's SO_REUSEPORT load balancing that workers rely on is Linux-only; use --workers 1`,
+    );
+    return 1;
+  }
+  if (Deno.permissions.querySync({ name: "run" }).state !== "granted") {
+    printError(
+      "--workers needs --allow-run to start its worker processes (and --allow-net for all hosts)",
+    );
+    return 1;
+  }
+  if (Deno.permissions.querySync({ name: "net" }).state !== "granted") {
+    printError(
+      "--workers needs --allow-net for all hosts: a worker cannot be given a narrower list",
+    );
+    return 1;
+  }
+  let port: number;
+  try {
+    port = resolvePort(config.host, config.port);
+  } catch (err) {
+    const addr = { hostname: config.host, port: config.port };
+    printError(describeStartupError(err, addr));
+    return 1;
+  }
+  const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
+  return await runSupervisor({
+    workers: config.workers,
+    addr: { transport: "tcp", hostname: config.host, port },
+    workerArgs: args,
+    readPaths: tls ? [config.tlsCert!, config.tlsKey!] : [],
+    forwardHup: tls,
+    ...(config.admin ? { admin: config.admin } : {}),
+    settings: {
+      unicode: config.unicode,
+      drainTimeout: config.drainTimeout * 1000,
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      idleTimeout: config.idleTimeout * 1000,
+    },
+    drainSeconds: config.drainTimeout,
+  });
+}
