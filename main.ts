@@ -16,6 +16,7 @@ import {
 } from "./src/permissions.ts";
 import { type AdminServer, serveAdmin } from "./src/admin_server.ts";
 import { serve, type UpcaseServer } from "./src/serve.ts";
+import { wireReload, wireSignals } from "./src/signals.ts";
 import { superviseFromConfig } from "./src/supervisor_cli.ts";
 import { watchSupervisor } from "./src/worker.ts";
 import { takeWorkerId } from "./src/worker_command.ts";
@@ -30,45 +31,10 @@ import { usage } from "./src/usage.ts";
 import { VERSION } from "./src/version.ts";
 
 const log = getLogger(["upcase", "main"]);
-const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
 
 function printLine(stream: typeof Deno.stdout, line: string): void {
   let bytes = new TextEncoder().encode(`${line}\n`);
   while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
-}
-
-function wireSignals(shutdown: () => void, drainSeconds: number): () => void {
-  let received = 0;
-  const handlers = Object.entries(SIGNAL_NUMBERS).map(([name, number]) => {
-    const signal = name as Deno.Signal;
-    const handler = () => {
-      if (received++ > 0) {
-        log.warning("received {signal} again; exiting now", { signal });
-        Deno.exit(128 + number);
-      }
-      log.info("received {signal}; draining for up to {seconds} s", {
-        signal,
-        seconds: drainSeconds,
-      });
-      shutdown();
-    };
-    Deno.addSignalListener(signal, handler);
-    return () => Deno.removeSignalListener(signal, handler);
-  });
-  return () => handlers.forEach((remove) => remove());
-}
-
-// Only with TLS: without it SIGHUP keeps its default action and ends the
-// process, as it always did.
-function wireReload(reload: () => Promise<void>): () => void {
-  if (Deno.build.os === "windows") return () => {};
-  let reloads = Promise.resolve();
-  const handler = () => {
-    log.info("received SIGHUP; reloading the TLS certificate and key");
-    reloads = reloads.then(reload);
-  };
-  Deno.addSignalListener("SIGHUP", handler);
-  return () => Deno.removeSignalListener("SIGHUP", handler);
 }
 
 async function main(commandLine: string[]): Promise<number> {
@@ -91,13 +57,6 @@ async function main(commandLine: string[]): Promise<number> {
     return 0;
   }
   const { tlsCert, tlsKey } = config;
-  if (config.unix !== undefined && tlsCert !== undefined) {
-    printLine(
-      Deno.stderr,
-      "upcase: Cannot use --tls-cert with --unix: TLS is served on TCP only; give one or the other",
-    );
-    return 2;
-  }
   // Absolute, as Deno's unix: net permissions and its UnixAddr have it.
   const unixPath = config.unix === undefined ? undefined : resolve(config.unix);
   if (

@@ -448,6 +448,11 @@ export function parseConfig(
       "Cannot use --tls-cert without --tls-key: give both PEM files, or neither",
     );
   }
+  if (config.unix !== undefined && config.tlsCert !== undefined) {
+    throw new TypeError(
+      "Cannot use --tls-cert with --unix: TLS is served on TCP only; give one or the other",
+    );
+  }
   if (config.proxyProtocol === true && config.tlsCert !== undefined) {
     throw new TypeError(
       "Cannot use --proxy-protocol with --tls-cert: the PROXY header comes before the TLS handshake, which Deno runs itself; terminate TLS at the load balancer, or drop one",

@@ -76,12 +76,22 @@ Deno.test("parseConfig reads the admin address, TLS files and Unix socket path",
     "--tls-cert=c.pem",
     "--tls-key",
     "k.pem",
-    "--unix",
-    "/tmp/u.sock",
   ], noEnv);
   assertEquals(config.admin, { hostname: "::1", port: 9090 });
   assertEquals([config.tlsCert, config.tlsKey], ["c.pem", "k.pem"]);
-  assertEquals(config.unix, "/tmp/u.sock");
+  assertEquals(
+    parseConfig(["--unix", "/tmp/u.sock"], noEnv).unix,
+    "/tmp/u.sock",
+  );
+  assertThrows(
+    () =>
+      parseConfig(
+        ["--unix", "/tmp/u.sock", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+        noEnv,
+      ),
+    TypeError,
+    "Cannot use --tls-cert with --unix",
+  );
   assertEquals(
     parseConfig([], envOf({ UPCASE_ADMIN: "127.0.0.1:0" })).admin,
     { hostname: "127.0.0.1", port: 0 },
