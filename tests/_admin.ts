@@ -6,6 +6,7 @@
  */
 
 import { configureSync, type LogRecord, resetSync } from "@logtape/logtape";
+import { readExactly } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -61,21 +62,6 @@ export async function withLogs<T>(
   } finally {
     resetSync();
   }
-}
-
-/** Reads exactly `length` bytes, or throws at an early end. */
-export async function readExactly(
-  conn: Deno.Conn,
-  length: number,
-): Promise<Uint8Array> {
-  const buf = new Uint8Array(length);
-  let got = 0;
-  while (got < length) {
-    const n = await conn.read(buf.subarray(got));
-    if (n === null) throw new Error(`EOF after ${got} of ${length} bytes`);
-    got += n;
-  }
-  return buf;
 }
 
 /** Sends `text` on an open connection and returns the echo of that length. */

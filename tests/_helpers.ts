@@ -35,6 +35,47 @@ export async function readAll(
   return new Uint8Array(await new Response(readable).arrayBuffer());
 }
 
+/** Reads exactly `length` bytes, or throws at an early end. */
+export async function readExactly(
+  conn: Deno.Conn,
+  length: number,
+): Promise<Uint8Array> {
+  const buf = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = await conn.read(buf.subarray(got));
+    if (n === null) throw new Error(`EOF after ${got} of ${length} bytes`);
+    got += n;
+  }
+  return buf;
+}
+
+/** Runs a client with `stdin` as its input; returns its exit code and output. */
+export async function runClient(
+  cmd: string,
+  args: string[],
+  stdin: Uint8Array,
+): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Reading and writing at once: the client stops reading its input when
+  // nobody reads its output.
+  const output = child.output();
+  const writer = child.stdin.getWriter();
+  await writer.write(stdin);
+  await writer.close();
+  const out = await output;
+  return {
+    code: out.code,
+    stdout: out.stdout,
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
 /**
  * Connects, sends `data` in chunks of `chunkSize` while reading, half-closes,
  * and returns everything the server sent until it closed.

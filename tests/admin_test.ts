@@ -15,12 +15,17 @@ import {
   finish,
   get,
   parseMetrics,
-  readExactly,
   roundTrip,
   sample,
   withLogs,
 } from "./_admin.ts";
-import { asciiUpper, exchange, needs, randomBytes } from "./_helpers.ts";
+import {
+  asciiUpper,
+  exchange,
+  needs,
+  randomBytes,
+  readExactly,
+} from "./_helpers.ts";
 
 function start(options: ServeOptions = {}) {
   const server = serve({

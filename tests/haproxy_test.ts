@@ -7,11 +7,11 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
-import { readExactly } from "./_admin.ts";
 import {
   asciiUpper,
   needs,
   randomBytes,
+  readExactly,
   ROOT,
   ServerProcess,
   utf8,

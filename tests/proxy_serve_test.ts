@@ -1,8 +1,14 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { CidrSet } from "../src/cidr.ts";
 import { serve } from "../src/serve.ts";
-import { readExactly as readExactlyUnbounded, withLogs } from "./_admin.ts";
-import { asciiUpper, needs, randomBytes, utf8 } from "./_helpers.ts";
+import { withLogs } from "./_admin.ts";
+import {
+  asciiUpper,
+  needs,
+  randomBytes,
+  readExactly as readExactlyUnbounded,
+  utf8,
+} from "./_helpers.ts";
 
 const decoder = new TextDecoder();
 

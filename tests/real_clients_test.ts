@@ -1,34 +1,8 @@
 import { assertEquals } from "@std/assert";
 import { serve } from "../src/serve.ts";
-import { asciiUpper, needs, randomBytes } from "./_helpers.ts";
+import { asciiUpper, needs, randomBytes, runClient } from "./_helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
-
-async function run(
-  cmd: string,
-  args: string[],
-  stdin: Uint8Array,
-): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .spawn();
-  // Reading and writing at once: the client stops reading its input when
-  // nobody reads its output.
-  const output = child.output();
-  const writer = child.stdin.getWriter();
-  await writer.write(stdin);
-  await writer.close();
-  const out = await output;
-  return {
-    code: out.code,
-    stdout: out.stdout,
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 function start(unicode = false) {
   return serve({ hostname: "127.0.0.1", port: 0, unicode, onListen() {} });
@@ -38,7 +12,7 @@ Deno.test({
   ...needs(["nc"], "nc -N gets its input back uppercased after half-close"),
   async fn() {
     await using server = start();
-    const out = await run(
+    const out = await runClient(
       "nc",
       ["-N", "127.0.0.1", String(server.addr.port)],
       new TextEncoder().encode("abc"),
@@ -53,7 +27,7 @@ Deno.test({
   async fn() {
     await using server = start();
     const data = randomBytes(2 * 1024 * 1024, 5);
-    const out = await run(
+    const out = await runClient(
       "nc",
       ["-N", "127.0.0.1", String(server.addr.port)],
       data,
@@ -94,7 +68,7 @@ Deno.test({
   ...needs([PYTHON], "python socket client gets bytes.upper() of random data"),
   async fn() {
     await using server = start();
-    const out = await run(PYTHON, [
+    const out = await runClient(PYTHON, [
       "-c",
       PYTHON_CLIENT,
       String(server.addr.port),
@@ -113,7 +87,7 @@ Deno.test({
   async fn() {
     await using server = start(true);
     const text = "straße ǆ café ﬀ ŉ 😀 日本語 ".repeat(5000);
-    const out = await run(PYTHON, [
+    const out = await runClient(PYTHON, [
       "-c",
       PYTHON_CLIENT,
       String(server.addr.port),

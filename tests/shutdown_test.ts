@@ -5,22 +5,12 @@
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
-import { asciiUpper, randomBytes, ServerProcess } from "./_helpers.ts";
-
-/** Reads exactly `length` bytes, or throws at an early end. */
-async function readExactly(
-  conn: Deno.Conn,
-  length: number,
-): Promise<Uint8Array> {
-  const buf = new Uint8Array(length);
-  let got = 0;
-  while (got < length) {
-    const n = await conn.read(buf.subarray(got));
-    if (n === null) throw new Error(`EOF after ${got} of ${length} bytes`);
-    got += n;
-  }
-  return buf;
-}
+import {
+  asciiUpper,
+  randomBytes,
+  readExactly,
+  ServerProcess,
+} from "./_helpers.ts";
 
 /** Reads until the peer closes; returns everything read. */
 async function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {

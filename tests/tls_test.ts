@@ -21,6 +21,7 @@ import {
   needs,
   randomBytes,
   readAll,
+  readExactly,
   runCli,
   ServerProcess,
   utf8,
@@ -106,19 +107,6 @@ function connectTls(port: number, trust: TlsPem): Promise<Deno.TlsConn> {
     port,
     caCerts: [trust.cert],
   });
-}
-
-/** Reads exactly `n` bytes, failing if the stream ends first. */
-async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  for (let got = 0; got < n;) {
-    const read = await conn.read(out.subarray(got));
-    if (read === null) {
-      throw new Error(`The connection ended after ${got} of ${n} bytes`);
-    }
-    got += read;
-  }
-  return out;
 }
 
 /** Sends `text` on an open connection and checks the uppercased echo. */

@@ -13,6 +13,7 @@ import {
   randomBytes,
   readAll,
   runCli,
+  runClient,
   ServerProcess,
 } from "./_helpers.ts";
 
@@ -43,35 +44,9 @@ function startUnix(path: string, args: string[] = []): Promise<ServerProcess> {
   });
 }
 
-/** Runs a client with `stdin` as its input; returns its exit code and output. */
-async function run(
-  cmd: string,
-  args: string[],
-  stdin: Uint8Array,
-): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Reading and writing at once: the client stops reading its input when
-  // nobody reads its output.
-  const output = child.output();
-  const writer = child.stdin.getWriter();
-  await writer.write(stdin);
-  await writer.close();
-  const out = await output;
-  return {
-    code: out.code,
-    stdout: out.stdout,
-    stderr: decoder.decode(out.stderr),
-  };
-}
-
 /** `nc -N -U`: sends `text`, half-closes, and returns what came back. */
 async function ncUnix(path: string, text: string): Promise<string> {
-  const out = await run("nc", ["-N", "-U", path], encoder.encode(text));
+  const out = await runClient("nc", ["-N", "-U", path], encoder.encode(text));
   assertEquals(out.code, 0, out.stderr);
   return decoder.decode(out.stdout);
 }
@@ -112,7 +87,7 @@ Deno.test({
     const data = randomBytes(1024 * 1024, 21);
     // -t: after its input ends, socat waits up to this long for the rest of
     // the reply; the server's close ends it sooner.
-    const out = await run(
+    const out = await runClient(
       "socat",
       ["-t", "30", "-", `UNIX-CONNECT:${path}`],
       data,
