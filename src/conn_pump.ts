@@ -18,14 +18,18 @@ export interface PumpOptions {
    */
   pool?: BufferPool;
   /**
-   * The first read's buffer size, and the smallest it shrinks to. An idle
-   * connection holds a buffer this big while its read waits.
+   * The size of a read that may wait: the first one, and any after a read
+   * that did not fill its buffer. An idle connection holds a buffer this
+   * big while its read waits.
    *
    * @default {512}
    */
   minBuffer?: number;
   /**
-   * The largest read buffer.
+   * The most a connection holds at once: the buffer of a read after a read
+   * that filled its buffer (or, when the upcaser may grow its output, a
+   * power of two that leaves room for that), and the buffer a slow write
+   * pins.
    *
    * @default {65536}
    */
@@ -34,20 +38,25 @@ export interface PumpOptions {
 
 let defaultPool: BufferPool | undefined;
 
-/** Reads in a row that used a quarter of the buffer or less, before it shrinks. */
-const SHRINK_AFTER = 8;
-
 /**
  * Serves one connection: reads, uppercases and writes back each chunk, until
  * the client ends its input; then writes what the upcaser held back. It
  * does not close the connection, and it rejects when a read or write fails.
  *
  * There is one read or one write in flight at a time, so a client that does
- * not read stalls its own reads: the server holds at most one buffer per
- * connection. The buffer starts small, grows four times when a read fills
- * it, and shrinks after {@linkcode SHRINK_AFTER} reads that used a quarter
- * of it or less, so idle connections stay small and bulk transfers use large
- * reads.
+ * not read stalls its own reads, and the server holds one buffer per
+ * connection, at most `maxBuffer`. A read that fills its buffer means more
+ * is waiting, so the next read is large; any other read means the client
+ * has paused, and the next read, which may wait for a long time, is small
+ * again: a connection that carried bulk data and went idle costs what one
+ * that never did costs.
+ *
+ * In unicode mode the output can be three times the input
+ * ({@linkcode Upcaser.maxGrowth}): reads are kept small enough for the
+ * output to fit `maxBuffer`, and output that does not lie in the read
+ * buffer is copied into a pooled buffer at once, so that the read buffer
+ * goes back to the pool and a slow write pins a pooled buffer, never a
+ * fresh array.
  *
  * It reads with `conn.read` rather than `conn.readable`: Deno's stream
  * closes the whole socket at end of input, which would lose the replies
@@ -83,31 +92,40 @@ export async function pumpConn(
   ));
   const minBuffer = options.minBuffer ?? 512;
   const maxBuffer = options.maxBuffer ?? 65536;
-  let size = minBuffer;
-  let smallReads = 0;
+  const maxRead = Math.max(
+    minBuffer,
+    2 ** Math.floor(Math.log2(maxBuffer / upcaser.maxGrowth)),
+  );
   if (options.initial && options.initial.length > 0) {
     await writeAll(conn, upcaser.push(options.initial));
   }
-  for (;;) {
+  for (let size = minBuffer;;) {
     const buffer = pool.take(size);
+    let held = buffer;
     try {
       const n = await conn.read(buffer);
       if (n === null) break;
-      await writeAll(conn, upcaser.push(buffer.subarray(0, n)));
-      if (n === buffer.length) {
-        size = Math.min(buffer.length * 4, maxBuffer);
-        smallReads = 0;
-      } else if (n > buffer.length / 4) {
-        smallReads = 0;
-      } else if (++smallReads >= SHRINK_AFTER) {
-        size = Math.max(buffer.length / 4, minBuffer);
-        smallReads = 0;
+      size = n === buffer.length ? maxRead : minBuffer;
+      let out = upcaser.push(
+        n === buffer.length ? buffer : buffer.subarray(0, n),
+      );
+      if (out.length > 0 && !startsAt(out, buffer)) {
+        held = pool.take(out.length);
+        held.set(out);
+        out = held.subarray(0, out.length);
+        pool.give(buffer);
       }
+      await writeAll(conn, out);
     } finally {
-      pool.give(buffer);
+      pool.give(held);
     }
   }
   await writeAll(conn, upcaser.finish());
+}
+
+/** Whether `view` is a view from the start of `buffer`: output made in place. */
+function startsAt(view: Uint8Array, buffer: Uint8Array): boolean {
+  return view.buffer === buffer.buffer && view.byteOffset === buffer.byteOffset;
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {

@@ -41,6 +41,11 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
   bytesOut = 0;
   /** When the last chunk came in, in `performance.now()` time (0: none yet). */
   lastActiveAt = 0;
+  /**
+   * The most bytes out per byte in: 1 in ASCII mode; 3 in unicode mode,
+   * where `ΐ` (U+0390, 2 bytes) uppercases to 3 code points, 6 bytes.
+   */
+  readonly maxGrowth: number;
   readonly #utf8: Utf8Upcaser | undefined;
   readonly #onChunk: ((chunk: Uint8Array) => void) | undefined;
 
@@ -51,6 +56,7 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
    */
   constructor(options: UpcaserOptions = {}) {
     this.#utf8 = options.unicode ? new Utf8Upcaser() : undefined;
+    this.maxGrowth = options.unicode ? 3 : 1;
     this.#onChunk = options.onChunk;
   }
 
