@@ -112,7 +112,9 @@ export async function pumpConn(
       if (out.length > 0 && !startsAt(out, buffer)) {
         held = pool.take(out.length);
         held.set(out);
-        out = held.subarray(0, out.length);
+        const copy = held.subarray(0, out.length);
+        release(out);
+        out = copy;
         pool.give(buffer);
       }
       await writeAll(conn, out);
@@ -121,6 +123,22 @@ export async function pumpConn(
     }
   }
   await writeAll(conn, upcaser.finish());
+}
+
+/**
+ * Frees an array the upcaser made for its output, now copied, at once: left
+ * to the garbage collector, thousands of them would pile up until its next
+ * full collection, which an idle server does not run, and the allocator
+ * would keep their pages after that.
+ */
+function release(out: Uint8Array): void {
+  const { buffer } = out;
+  if (
+    buffer instanceof ArrayBuffer && out.byteOffset === 0 &&
+    out.length === buffer.byteLength
+  ) {
+    buffer.transfer(0);
+  }
 }
 
 /** Whether `view` is a view from the start of `buffer`: output made in place. */

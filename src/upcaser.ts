@@ -65,7 +65,8 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
    *
    * @param chunk The next bytes of the input; it may be changed in place.
    * @returns the output so far, possibly `chunk` itself; it may be empty
-   * while a multibyte character is cut in unicode mode.
+   * while a multibyte character is cut in unicode mode. Any other array it
+   * returns is the caller's alone, to keep or to free.
    */
   push(chunk: Uint8Array): Uint8Array {
     this.bytesIn += chunk.length;
