@@ -1,7 +1,8 @@
 /**
  * Runs the Go load generator in `bench/loadgen_go/` from Deno: builds it,
- * runs a bulk or ping-pong load, or holds idle connections open while the
- * caller measures the server.
+ * runs a bulk or ping-pong load, or holds connections open in a state (idle,
+ * idle after bulk, stuck, cut off mid-stream) while the caller measures the
+ * server.
  *
  * The load generator is in Go so that, pinned to one core beside the
  * server, it is not the bottleneck. It checks every byte of every reply and
@@ -136,33 +137,59 @@ export type LoadResultFor<M extends LoadOptions["mode"]> = Extract<
   { mode: M }
 >;
 
-/** The line the idle mode prints once every connection has been served. */
+/** The line a hold mode prints once every connection is in its state. */
 export interface IdleReady {
   /** Always true. */
   ready: true;
   /** Connections asked for. */
   conns: number;
-  /** Connections that opened and got a verified reply. */
+  /** Connections that opened and got into the state. */
   connected: number;
-  /** Connections that failed to open or to get a verified reply. */
+  /** Connections that failed to open or to get into the state. */
   errors: number;
-  /** Seconds it took to open and check them all. */
+  /** Seconds it took to open them all and bring them into the state. */
   connectSeconds: number;
+  /** Bytes each connection sent to get into the state, on average. */
+  bytesSentPerConn: number;
 }
 
-/** What the idle mode reports at the end. */
+/** What a hold mode reports at the end. */
 export interface IdleResult extends CommonResult {
   /** The mode. */
-  mode: "idle";
-  /** Connections that still got a verified reply after the wait, and closed cleanly. */
+  mode: HoldMode;
+  /** Connections that, after the wait, got every reply owed and one more verified exchange, and closed cleanly. */
   secondExchangeOk: number;
 }
 
-/** Idle connections held open by {@linkcode openIdle}. */
+/**
+ * The state {@linkcode openIdle} holds connections in: `idle` after one
+ * 16-byte exchange; `bulk-idle` after one exchange of 256 KiB; `no-read`
+ * stuck, after writing until the server stopped reading, never reading;
+ * `mid-stream` after streaming 256 KiB + 1 byte (with the `iota` text, half
+ * a character) while reading the reply, without closing.
+ */
+export type HoldMode = "idle" | "bulk-idle" | "no-read" | "mid-stream";
+
+/** The hold modes, in the order reports list them. */
+export const HOLD_MODES: readonly HoldMode[] = [
+  "idle",
+  "bulk-idle",
+  "mid-stream",
+  "no-read",
+];
+
+/**
+ * What hold-mode connections send: `ascii`, printable ASCII with both cases;
+ * `iota`, U+0390 repeated, which `--unicode` turns from 2 bytes into 6
+ * (U+0399 U+0308 U+0301), the most any character grows.
+ */
+export type HoldText = "ascii" | "iota";
+
+/** Connections held in a state by {@linkcode openIdle}. */
 export interface IdleHandle extends AsyncDisposable {
-  /** What the load generator reported once all connections were served. */
+  /** What the load generator reported once all connections were in their state. */
   readonly ready: IdleReady;
-  /** Closes the load generator's stdin, which makes it check every connection again and close them; resolves with its report. */
+  /** Closes the load generator's stdin, which makes it finish and check every connection and close them; resolves with its report. */
   finish(): Promise<IdleResult>;
 }
 
@@ -251,25 +278,61 @@ export async function runGoLoad<M extends LoadOptions["mode"]>(
   }
 }
 
+/** Options for {@linkcode openIdle}. */
+export interface HoldOptions {
+  /** The server, as `host:port`. */
+  addr: string;
+  /** Number of connections. */
+  conns: number;
+  /** Local source IPs, used round-robin, to get past per-address limits. */
+  sources?: string[];
+  /** The core to pin the load generator to with `taskset`; unpinned if absent. */
+  cpu?: number;
+  /**
+   * The state to hold the connections in.
+   *
+   * @default {"idle"}
+   */
+  mode?: HoldMode;
+  /**
+   * What the connections send.
+   *
+   * @default {"ascii"}
+   */
+  text?: HoldText;
+  /**
+   * Seconds allowed for opening the connections and bringing them into
+   * their state, and again for finishing them.
+   *
+   * @default {10}
+   */
+  timeout?: number;
+}
+
 /**
- * Opens idle connections; resolves once all are ready; returns an object with the ready info and `finish(): Promise<IdleResult>` that closes stdin and awaits the final JSON.
+ * Opens connections and brings each into a state (by default, idle after
+ * one exchange); resolves once all are there; returns an object with the
+ * ready info and `finish(): Promise<IdleResult>` that closes stdin and
+ * awaits the final JSON.
  *
- * Every connection has had one verified exchange by then, so the server is
- * known to hold them all. Dispose of the handle if `finish` is not called.
+ * Every connection has been verified by then (in `no-read`, it has written
+ * until the server stopped reading), so the server is known to hold them
+ * all. Dispose of the handle if `finish` is not called.
  *
  * @param binary The path {@linkcode buildLoadgen} returned.
- * @param options The server, how many connections, and pinning.
+ * @param options The server, how many connections, the state, and pinning.
  * @returns The ready report and a way to finish.
  */
 export async function openIdle(
   binary: string,
-  options: { addr: string; conns: number; sources?: string[]; cpu?: number },
+  options: HoldOptions,
 ): Promise<IdleHandle> {
-  const [cmd, ...cmdArgs] = command(
-    binary,
-    [...commonArgs(options), "-mode", "idle"],
-    options.cpu,
-  );
+  const { mode = "idle", text: payload = "ascii" } = options;
+  const args = [...commonArgs(options), "-mode", mode, "-text", payload];
+  if (options.timeout !== undefined) {
+    args.push("-connect-timeout", String(options.timeout));
+  }
+  const [cmd, ...cmdArgs] = command(binary, args, options.cpu);
   const child = new Deno.Command(cmd!, {
     args: cmdArgs,
     stdin: "piped",
@@ -334,7 +397,7 @@ export async function openIdle(
         throw new Error("The idle connections were finished already");
       }
       const { code, stderr } = await end();
-      const result = parseResult(text, stderr, "idle");
+      const result = parseResult(text, stderr, mode);
       return { ...result, exitCode: code } as unknown as IdleResult;
     },
     async [Symbol.asyncDispose](): Promise<void> {

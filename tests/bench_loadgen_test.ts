@@ -1,5 +1,10 @@
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
-import { buildLoadgen, openIdle, runGoLoad } from "../bench/loadgen_go.ts";
+import {
+  buildLoadgen,
+  HOLD_MODES,
+  openIdle,
+  runGoLoad,
+} from "../bench/loadgen_go.ts";
 import { needs, ServerProcess } from "./_helpers.ts";
 
 // Short runs: the point is that the figures are real and checked, not that
@@ -119,6 +124,19 @@ Deno.test({
                 /byte mismatch at stream offset \d+: sent 0x(6[1-9a-f]|7[0-9a]) /,
               );
             }
+            await using held = await openIdle(binary, {
+              addr,
+              conns: 2,
+              mode: "bulk-idle",
+              text: "iota",
+            });
+            assertEquals(held.ready.errors, 2);
+            const result = await held.finish();
+            assertEquals(result.exitCode, 1);
+            assertMatch(
+              result.firstError,
+              /reply byte mismatch at reply offset 0/,
+            );
           } finally {
             await echo.close();
           }
@@ -140,6 +158,42 @@ Deno.test({
           assertEquals(result.errors, 0, result.firstError);
           assertEquals(result.exitCode, 0);
           assertEquals(result.secondExchangeOk, 200);
+        },
+      );
+
+      await t.step(
+        "every hold mode gets its connections into their state and finishes them byte-exact",
+        async () => {
+          await using server = await ServerProcess.start(["--unicode"]);
+          const sent = {
+            idle: (n: number) => n === 16,
+            "bulk-idle": (n: number) => n === 256 * 1024,
+            "mid-stream": (n: number) => n === 256 * 1024 + 1,
+            // More than the kernel's buffers take before the server stops.
+            "no-read": (n: number) => n > 256 * 1024,
+          };
+          for (const mode of HOLD_MODES) {
+            // ΐ: 2 bytes in, 6 out, and mid-stream stops in the middle of one.
+            for (const text of ["ascii", "iota"] as const) {
+              await using held = await openIdle(binary, {
+                addr: `127.0.0.1:${server.port}`,
+                conns: 4,
+                mode,
+                text,
+              });
+              const what = `${mode} ${text}`;
+              assertEquals(held.ready.connected, 4, what);
+              assertEquals(held.ready.errors, 0, what);
+              assert(
+                sent[mode](held.ready.bytesSentPerConn),
+                `${what}: ${held.ready.bytesSentPerConn} bytes sent`,
+              );
+              const result = await held.finish();
+              assertEquals(result.errors, 0, `${what}: ${result.firstError}`);
+              assertEquals(result.mode, mode);
+              assertEquals(result.secondExchangeOk, 4, what);
+            }
+          }
         },
       );
     } finally {

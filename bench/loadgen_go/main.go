@@ -13,8 +13,11 @@
 //	pingpong  each connection sends one message and waits for its reply
 //	idle      open connections, prove each works, wait for stdin EOF, prove again
 //
-// The result is one JSON object on stdout (idle mode prints a "ready" line
-// first); diagnostics go to stderr. The exit code is 1 if any connection
+// and the other hold modes in hold.go, which bring connections into a state
+// (idle after bulk, stuck, cut off) for the harness to measure the server in.
+//
+// The result is one JSON object on stdout (the hold modes print a "ready"
+// line first); diagnostics go to stderr. The exit code is 1 if any connection
 // failed or any byte was wrong, 2 for bad flags.
 package main
 
@@ -65,6 +68,11 @@ type config struct {
 	sources            []net.IP
 	connectTimeout     time.Duration
 	connectConcurrency int
+	text               string
+	stall              time.Duration
+	// Socket buffer sizes set before connecting, so that they bound the
+	// window from the start; 0 leaves the kernel's defaults.
+	socketBuffer int
 }
 
 func main() {
@@ -80,8 +88,8 @@ func main() {
 		result, errs = runBulk(cfg)
 	case "pingpong":
 		result, errs = runPingpong(cfg)
-	case "idle":
-		result, errs = runIdle(cfg)
+	case "idle", "bulk-idle", "no-read", "mid-stream":
+		result, errs = runHold(cfg)
 	}
 	emit(result)
 	if errs.total() > 0 {
@@ -92,14 +100,16 @@ func main() {
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	addr := fs.String("addr", "", "server `host:port` (required)")
-	mode := fs.String("mode", "bulk", "bulk, pingpong or idle")
+	mode := fs.String("mode", "bulk", "bulk, pingpong, or a hold mode: idle, bulk-idle, no-read, mid-stream")
 	conns := fs.Int("conns", 1, "number of connections")
-	size := fs.Int("size", 0, "bulk: bytes per write (default 65536); pingpong: message size (default 64)")
+	size := fs.Int("size", 0, "bulk: bytes per write (default 65536); pingpong: message size (default 64);\nbulk-idle, mid-stream: bytes per connection (default 262144); no-read: bytes per write (default 16384)")
 	duration := fs.Float64("duration", 5, "measurement `seconds`")
 	warmup := fs.Float64("warmup", 1, "warm-up `seconds`, not counted")
 	sources := fs.String("sources", "", "comma-separated local source IPs, used round-robin")
 	connectTimeout := fs.Float64("connect-timeout", 10, "`seconds` allowed for opening all connections")
 	concurrency := fs.Int("concurrency-connect", 200, "maximum dials in flight")
+	text := fs.String("text", "ascii", "hold modes: ascii, or iota (U+0390, which grows 2 bytes to 6 in --unicode)")
+	stall := fs.Float64("stall", 1, "no-read: `seconds` without progress that mean the server stopped reading")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -115,6 +125,8 @@ func parseFlags(args []string) (config, error) {
 		duration:           seconds(*duration),
 		connectTimeout:     seconds(*connectTimeout),
 		connectConcurrency: *concurrency,
+		text:               *text,
+		stall:              seconds(*stall),
 	}
 	if cfg.addr == "" {
 		return cfg, errors.New("-addr is required")
@@ -123,15 +135,27 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("cannot parse -addr %q: %v", cfg.addr, err)
 	}
 	switch cfg.mode {
-	case "bulk", "pingpong", "idle":
+	case "bulk", "pingpong", "idle", "bulk-idle", "no-read", "mid-stream":
 	default:
-		return cfg, fmt.Errorf("-mode %q is not bulk, pingpong or idle", cfg.mode)
+		return cfg, fmt.Errorf("-mode %q is not bulk, pingpong, idle, bulk-idle, no-read or mid-stream", cfg.mode)
+	}
+	if cfg.text != "ascii" && cfg.text != "iota" {
+		return cfg, fmt.Errorf("-text %q is not ascii or iota", cfg.text)
+	}
+	if cfg.text != "ascii" && (cfg.mode == "bulk" || cfg.mode == "pingpong") {
+		return cfg, fmt.Errorf("-text %q is for the hold modes only", cfg.text)
 	}
 	if cfg.size == 0 {
-		cfg.size = map[string]int{"bulk": 65536, "pingpong": 64, "idle": idleMsgSize}[cfg.mode]
+		cfg.size = map[string]int{
+			"bulk": 65536, "pingpong": 64, "bulk-idle": 256 << 10,
+			"no-read": 16 << 10, "mid-stream": 256 << 10,
+		}[cfg.mode]
 	}
 	if cfg.mode == "idle" {
 		cfg.size = idleMsgSize
+	}
+	if cfg.mode == "no-read" && cfg.size > holdChunk {
+		return cfg, fmt.Errorf("-size %d is more than %d for no-read", cfg.size, holdChunk)
 	}
 	switch {
 	case cfg.conns < 1:
@@ -142,6 +166,8 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-duration %v is not above 0", *duration)
 	case *warmup < 0:
 		return cfg, fmt.Errorf("-warmup %v is negative", *warmup)
+	case *stall <= 0:
+		return cfg, fmt.Errorf("-stall %v is not above 0", *stall)
 	case *connectTimeout <= 0:
 		return cfg, fmt.Errorf("-connect-timeout %v is not above 0", *connectTimeout)
 	case cfg.connectConcurrency < 1:
@@ -325,6 +351,9 @@ func dialAll(cfg config, errs *errorLog, ready func(*conn) bool) []*conn {
 		go func(id int) {
 			defer func() { <-slots; wg.Done() }()
 			d := net.Dialer{Deadline: deadline}
+			if cfg.socketBuffer > 0 {
+				d.Control = setSocketBuffers(cfg.socketBuffer)
+			}
 			if len(cfg.sources) > 0 {
 				d.LocalAddr = &net.TCPAddr{IP: cfg.sources[id%len(cfg.sources)]}
 			}
@@ -816,93 +845,4 @@ func (p *pingpongConn) roundTrip(msg, buf []byte, streamOffset int64) bool {
 		}
 	}
 	return !p.failed.Load()
-}
-
-// ---------------------------------------------------------------------------
-// Idle
-
-type idleReady struct {
-	Ready          bool    `json:"ready"`
-	Conns          int     `json:"conns"`
-	Connected      int     `json:"connected"`
-	Errors         int     `json:"errors"`
-	ConnectSeconds float64 `json:"connectSeconds"`
-}
-
-type idleResult struct {
-	common
-	SecondExchangeOk int `json:"secondExchangeOk"`
-}
-
-// exchange sends one small message and checks its reply, proving the
-// server serves this connection.
-func (k *conn) exchange(pat *pattern, round int, deadline time.Time) bool {
-	if err := k.c.SetDeadline(deadline); err != nil {
-		k.fail("set deadline: %v", err)
-		return false
-	}
-	off := (startOffset(k.id) + round*idleMsgSize) % patternPeriod
-	if _, err := k.c.Write(pat.sent[off : off+idleMsgSize]); err != nil {
-		k.fail("exchange %d: write: %v", round+1, err)
-		return false
-	}
-	buf := make([]byte, idleMsgSize)
-	if n, err := io.ReadFull(k.c, buf); err != nil {
-		k.fail("exchange %d: read (got %d of %d bytes): %v", round+1, n, idleMsgSize, err)
-		return false
-	}
-	if want := pat.want[off : off+idleMsgSize]; !bytes.Equal(buf, want) {
-		k.fail("exchange %d: %s", round+1, describeMismatch(buf, want, pat.sent[off:off+idleMsgSize], int64(round*idleMsgSize)))
-		return false
-	}
-	return true
-}
-
-func runIdle(cfg config) (any, *errorLog) {
-	errs := &errorLog{}
-	pat := newPattern(idleMsgSize)
-	t0 := time.Now()
-	exchangeDeadline := t0.Add(cfg.connectTimeout)
-	conns := dialAll(cfg, errs, func(k *conn) bool {
-		return k.exchange(pat, 0, exchangeDeadline)
-	})
-	connectTime := time.Since(t0)
-	printJSON(idleReady{
-		Ready:          true,
-		Conns:          cfg.conns,
-		Connected:      len(conns),
-		Errors:         errs.total(),
-		ConnectSeconds: round(connectTime.Seconds(), 3),
-	})
-	// The harness measures the server while we hold the connections open,
-	// and closes our stdin when it is done.
-	cpu0 := sampleCPU()
-	if _, err := io.Copy(io.Discard, os.Stdin); err != nil {
-		errs.add(fmt.Sprintf("reading stdin: %v", err))
-	}
-	cpu1 := sampleCPU()
-
-	deadline := time.Now().Add(ioGrace)
-	startWatchdog(cfg, time.Now().Add(grace-500*time.Millisecond), errs)
-	var ok atomic.Int64
-	var wg sync.WaitGroup
-	for _, k := range conns {
-		wg.Add(1)
-		go func(k *conn) {
-			defer wg.Done()
-			if k.exchange(pat, 1, deadline) {
-				k.closeCleanly(deadline)
-				if !k.failed.Load() {
-					ok.Add(1)
-				}
-			}
-		}(k)
-	}
-	wg.Wait()
-
-	res := idleResult{SecondExchangeOk: int(ok.Load())}
-	res.common = newCommon(cfg, len(conns), connectTime, cpu0, cpu1, errs)
-	fmt.Fprintf(os.Stderr, "loadgen: idle %d conns: %d still served, errors %d\n",
-		len(conns), res.SecondExchangeOk, res.Errors)
-	return res, errs
 }
