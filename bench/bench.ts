@@ -15,7 +15,13 @@ import {
   type RunInfo,
   type ServerFigures,
 } from "./bench_report.ts";
-import { buildLoadgen, openIdle, runGoLoad } from "./loadgen_go.ts";
+import {
+  buildLoadgen,
+  type HoldMode,
+  openIdle,
+  runGoLoad,
+} from "./loadgen_go.ts";
+import { measureMemoryStates } from "./memory_states.ts";
 import { type Peer, PEERS } from "./peers/peers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -81,6 +87,11 @@ class Running implements AsyncDisposable {
     readonly port: number,
     readonly drained: Promise<unknown>,
   ) {}
+
+  /** Where it listens, as `host:port`. */
+  get addr(): string {
+    return `127.0.0.1:${this.port}`;
+  }
 
   static async start(server: Server, built?: string): Promise<Running> {
     const [cmd, ...args] = [
@@ -164,6 +175,8 @@ interface Sizes {
   pingpongConns: number;
   seconds: number;
   warmup: number;
+  /** Connections per state in upcase's memory table. */
+  memoryConns: Record<HoldMode, number>;
 }
 
 async function measure(
@@ -250,6 +263,21 @@ async function measure(
       figures.serverCpu[key] = serverCpu(running, cpu, started);
     });
   }
+  if (server === UPCASE) {
+    const memory = await measureMemoryStates({
+      loadgen,
+      conns: sizes.memoryConns,
+      cpu: LOAD_CPU,
+      start: (args) =>
+        Running.start({
+          ...server,
+          command: (port, b) => [...server.command(port, b), ...args],
+        }, built),
+      log: (line) => log(`  ${server.name} ${line}`),
+    });
+    figures.memory = memory.cells;
+    figures.notes.push(...memory.notes);
+  }
   return figures;
 }
 
@@ -300,9 +328,33 @@ async function main(): Promise<void> {
   });
   const quick = args.quick as boolean;
   const only = args.only ? String(args.only).split(",") : undefined;
+  // A stuck client holds about 5 MB of kernel socket buffers (not in the
+  // server's RSS), so no-read stops at 200 of them.
   const sizes: Sizes = quick
-    ? { idleConns: 500, pingpongConns: 100, seconds: 1, warmup: 0.3 }
-    : { idleConns: 10_000, pingpongConns: 1000, seconds: 5, warmup: 1 };
+    ? {
+      idleConns: 500,
+      pingpongConns: 100,
+      seconds: 1,
+      warmup: 0.3,
+      memoryConns: {
+        idle: 200,
+        "bulk-idle": 200,
+        "mid-stream": 200,
+        "no-read": 20,
+      },
+    }
+    : {
+      idleConns: 10_000,
+      pingpongConns: 1000,
+      seconds: 5,
+      warmup: 1,
+      memoryConns: {
+        idle: 10_000,
+        "bulk-idle": 10_000,
+        "mid-stream": 10_000,
+        "no-read": 200,
+      },
+    };
   if (!hasTool("taskset") || !hasTool("go")) {
     throw new Error(
       "The benchmark needs taskset and go (apt-get install util-linux golang-go)",

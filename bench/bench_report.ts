@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { MemoryCell } from "./memory_states.ts";
 
 /** One server's figures in one run; a missing figure is `undefined`. */
 export interface ServerFigures {
@@ -20,6 +21,8 @@ export interface ServerFigures {
   pingpong1?: PingpongFigures;
   /** Resident memory per idle connection, in KB (1000 bytes). */
   idleKB?: number;
+  /** Resident memory per connection by connection state and mode (upcase only). */
+  memory?: MemoryCell[];
   /** Why a server or scenario has no figures. */
   notes: string[];
   /** The load generator's CPU use per scenario, in % of one core. */
@@ -86,6 +89,21 @@ export function targets(
     } connections: ${fmt(idle, 1)} KB`,
     met: idle === undefined ? undefined : idle <= 6,
   });
+  const afterBulk = idleAfterBulk(us?.memory ?? []);
+  if (afterBulk.length > 0) {
+    out.push({
+      text: `Idle after bulk at most 1.25x fresh idle (${
+        fmt(afterBulk[0]!.conns)
+      } connections, RSS): ${
+        afterBulk.map((r) =>
+          `${r.mode} ${r.ratio.toFixed(2)}x (${fmt(r.after, 1)} against ${
+            fmt(r.fresh, 1)
+          } KB)`
+        ).join("; ")
+      }`,
+      met: afterBulk.every((r) => r.ratio <= 1.25),
+    });
+  }
   const go = byName("go-64k")?.pingpong;
   const pp = us?.pingpong;
   if (go && pp) {
@@ -140,6 +158,66 @@ export function targets(
   return out;
 }
 
+/** Idle after bulk against fresh idle, per mode, from the memory table. */
+function idleAfterBulk(
+  cells: MemoryCell[],
+): {
+  mode: string;
+  conns: number;
+  fresh: number;
+  after: number;
+  ratio: number;
+}[] {
+  const out = [];
+  for (const after of cells.filter((c) => c.state === "bulk-idle")) {
+    const fresh = cells.find((c) =>
+      c.state === "idle" && c.mode === after.mode
+    );
+    if (!fresh) continue;
+    out.push({
+      mode: after.mode,
+      conns: after.conns,
+      fresh: fresh.kbPerConn,
+      after: after.kbPerConn,
+      ratio: after.kbPerConn / fresh.kbPerConn,
+    });
+  }
+  return out;
+}
+
+const STATE_NAMES: Record<MemoryCell["state"], string> = {
+  idle: "fresh idle: one 16-byte exchange",
+  "bulk-idle": "idle after bulk: one 256 KiB exchange",
+  "mid-stream": "stopped mid-stream: 256 KiB + 1 byte streamed, not closed",
+  "no-read": "stuck: sends until the server stops reading, never reads",
+};
+
+/** The memory table: one row per state, one column per mode. */
+function memoryTable(cells: MemoryCell[]): string[] {
+  const modes = [...new Set(cells.map((c) => c.mode))];
+  const states = [...new Set(cells.map((c) => c.state))];
+  const heads: Record<string, string> = {
+    ascii: "ASCII mode KB/conn",
+    unicode: "`--unicode`, ΐ KB/conn",
+  };
+  const lines = [
+    `| state | connections | ${modes.map((m) => heads[m] ?? m).join(" | ")} |`,
+    `|---|--:|${modes.map(() => "--:").join("|")}|`,
+  ];
+  for (const state of states) {
+    const row = modes.map((m) =>
+      cells.find((c) => c.state === state && c.mode === m)
+    );
+    const conns = row.find((c) => c)?.conns;
+    lines.push(
+      `| ${STATE_NAMES[state]} | ${fmt(conns)} | ${
+        row.map((c) => fmt(c?.kbPerConn, 1)).join(" | ")
+      } |`,
+    );
+  }
+  return lines;
+}
+
 /** Explanations, from this run's own figures, for the targets missed. */
 function findings(all: ServerFigures[]): string[] {
   const get = (n: string) => all.find((s) => s.name === n);
@@ -156,6 +234,22 @@ function findings(all: ServerFigures[]): string[] {
         `JS heap per connection; see docs/deno_upstream.md. ` +
         `\`--v8-flags=--optimize-for-size\` trades some throughput for less ` +
         `memory; see the README.`,
+    );
+  }
+  const missed = idleAfterBulk(us?.memory ?? []).filter((r) => r.ratio > 1.25);
+  if (missed.length > 0) {
+    out.push(
+      `Idle after bulk: the burst left ${
+        missed.map((r) =>
+          `${fmt((r.after - r.fresh) * r.conns / 1000, 1)} MB (${r.mode})`
+        ).join(" and ")
+      } more resident than the same connections fresh, with every ` +
+        `connection back on a 512-byte buffer. That is memory the process ` +
+        `keeps after a burst, not memory each connection holds: the buffer ` +
+        `arena (up to 16 MiB of WebAssembly memory once touched), freed ` +
+        `arrays whose pages the allocator keeps, and V8's heap grown by the ` +
+        `burst; in unicode mode, output that grows is a new array per read, ` +
+        `which V8 frees only at a later collection.`,
     );
   }
   const goLoad = go?.loadCpu["pingpong"];
@@ -257,6 +351,21 @@ export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
       } / ${ms(pp?.p999Us)} | ${fmt(pp?.minConnMsgs)} | ${
         fmt(pp?.starvedConnWindows)
       } | ${ms(s.pingpong1?.p50Us)} | ${fmt(s.idleKB, 1)} |`,
+    );
+  }
+  if (us?.memory && us.memory.length > 0) {
+    lines.push("", "## Memory by connection state (upcase)", "");
+    lines.push(
+      "Resident memory (VmRSS, as `ps` shows it) of a fresh server process " +
+        "per cell, once every connection is in the state, minus the RSS " +
+        "just before the connections opened, per connection (KB = 1000 " +
+        "bytes). At most 200 connections get into their state at once. " +
+        "In `--unicode` the clients send ΐ (U+0390), which grows from 2 " +
+        "bytes to 6, the most any text grows. Kernel socket buffers are not " +
+        "in RSS: a stuck client also holds about 5 MB of them, which is why " +
+        "that row has fewer connections.",
+      "",
+      ...memoryTable(us.memory),
     );
   }
   lines.push("", "## upcase against each peer", "");
