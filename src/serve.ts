@@ -321,6 +321,9 @@ export function serve(
   }
 
   function handle(conn: Deno.Conn): void {
+    // Every connection the listener hands over counts, whatever happens to
+    // it next, so that accepted = open + closed + refused + rejected.
+    stats.accepted();
     // Unix peers have no address to count by.
     const remote = conn.remoteAddr;
     const host = "hostname" in remote ? remote.hostname : undefined;
@@ -356,7 +359,6 @@ export function serve(
         }
         : { id, unicode },
     );
-    stats.accepted();
     active.set(task.id, task);
     sweeper?.add(task);
     task.done.then((result) => {

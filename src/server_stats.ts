@@ -62,7 +62,11 @@ export interface StatsSnapshot {
   active: ConnectionInfo[];
   /** Connections closed so far, by reason. */
   closed: Record<CloseReason, number>;
-  /** Connections accepted so far, open or closed. */
+  /**
+   * Connections the listener handed over so far, whatever became of them:
+   * the sum of those open, closed, refused and rejected for their PROXY
+   * header.
+   */
   accepted: number;
   /** Connections refused over the per-address limit. */
   refused: number;

@@ -5,7 +5,9 @@
  * @module
  */
 
+import { assertEquals } from "@std/assert";
 import { writeInChunks } from "../bench/loadgen.ts";
+import type { StatsSnapshot } from "../src/server_stats.ts";
 
 const encoder = new TextEncoder();
 
@@ -99,6 +101,28 @@ export async function exchange(
       // The readable closed it when the server finished.
     }
   }
+}
+
+/**
+ * Asserts the one definition of the accepted counter: every connection the
+ * listener handed over is open, closed, refused or rejected.
+ */
+export function assertAccountedFor(stats: StatsSnapshot): void {
+  const sum = (counts: Record<string, number>) =>
+    Object.values(counts).reduce((a, b) => a + b, 0);
+  const parts = {
+    open: stats.active.length,
+    closed: sum(stats.closed),
+    refused: stats.refused,
+    rejected: sum(stats.proxyRejected),
+  };
+  assertEquals(
+    stats.accepted,
+    sum(parts),
+    `accepted should be open + closed + refused + rejected: ${
+      JSON.stringify(parts)
+    }`,
+  );
 }
 
 /** Encodes text as UTF-8. */

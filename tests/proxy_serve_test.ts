@@ -4,6 +4,7 @@ import { serve } from "../src/serve.ts";
 import { withLogs } from "./_admin.ts";
 import {
   asciiUpper,
+  assertAccountedFor,
   needs,
   randomBytes,
   readExactly as readExactlyUnbounded,
@@ -362,7 +363,9 @@ Deno.test("serve with proxyProtocol closes a source outside proxyTrusted at once
     }
     // Counted in the accept loop, before the close the client saw.
     assertEquals(server.stats().proxyRejected.untrusted, 1);
-    assertEquals(server.stats().accepted, 0);
+    // Accepted from the listener like every other connection.
+    assertEquals(server.stats().accepted, 1);
+    assertAccountedFor(server.stats());
     await server.shutdown();
     assert(
       logs.records.map(logs.message).some((m) =>
@@ -463,6 +466,7 @@ Deno.test("serve with proxyProtocol applies maxConnectionsPerIp to the real clie
     }
     await server.shutdown();
     assertEquals(server.stats().refused, 1);
+    assertAccountedFor(server.stats());
   });
 });
 
