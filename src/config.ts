@@ -114,14 +114,32 @@ function parseCount(raw: string, name: string): number {
   return count;
 }
 
-function parseChoice<T extends string>(choices: readonly T[]) {
+function parseChoice<T extends string>(
+  choices: readonly T[],
+  aliases: Readonly<Record<string, T>> = {},
+) {
   return (raw: string, name: string): T => {
     if ((choices as readonly string[]).includes(raw)) return raw as T;
+    const alias = aliases[raw];
+    if (alias !== undefined) return alias;
     throw new RangeError(
-      cannot(name, raw, `is not one of ${choices.join(", ")}`),
+      cannot(name, raw, `is not one of ${describeChoices(choices, aliases)}`),
     );
   };
 }
+
+function describeChoices(
+  choices: readonly string[],
+  aliases: Readonly<Record<string, string>>,
+): string {
+  return choices.map((choice) => {
+    const also = Object.keys(aliases).filter((a) => aliases[a] === choice);
+    return also.length > 0 ? `${choice} (or ${also.join(", ")})` : choice;
+  }).join(", ");
+}
+
+// Operators type "warn" as often as "warning".
+const LOG_LEVEL_ALIASES = { warn: "warning" } as const;
 
 const TRUE_WORDS = ["1", "true", "yes", "on"];
 const FALSE_WORDS = ["0", "false", "no", "off", ""];
@@ -149,8 +167,7 @@ function parseHost(raw: string, name: string): string {
   return raw;
 }
 
-function parseHostPort(raw: string, name: string): HostPort | undefined {
-  if (raw === "") return undefined;
+function parseHostPort(raw: string, name: string): HostPort {
   const m = /^(?:\[([^\]]+)\]|([^:\[\]\s]+)):(\d+)$/.exec(raw);
   if (!m) {
     throw new TypeError(
@@ -183,8 +200,13 @@ function parseCidrs(raw: string, name: string): CidrSet {
   }
 }
 
-function parsePath(raw: string): string | undefined {
-  return raw === "" ? undefined : raw;
+function parsePath(raw: string, name: string): string {
+  if (raw === "") {
+    throw new TypeError(
+      cannot(name, raw, "is empty; give a path, or leave the option out"),
+    );
+  }
+  return raw;
 }
 
 /** Every option, in the order the usage text lists them. */
@@ -223,8 +245,10 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: "UPCASE_LOG_LEVEL",
     value: "LEVEL",
     default: "info",
-    help: `least severe level logged: ${LOG_LEVELS.join(", ")}`,
-    parse: parseChoice(LOG_LEVELS),
+    help: `least severe level logged: ${
+      describeChoices(LOG_LEVELS, LOG_LEVEL_ALIASES)
+    }`,
+    parse: parseChoice(LOG_LEVELS, LOG_LEVEL_ALIASES),
   },
   {
     key: "logFormat",
@@ -438,14 +462,20 @@ export function parseConfig(
       config[option.key] = option.parse(flagValue, `--${option.flag}`);
     } else {
       const envValue = env(option.env);
-      config[option.key] = envValue === undefined
-        ? option.parse(option.default, "the default")
-        : option.parse(envValue, option.env);
+      // An empty default means the option is off, which no value can say.
+      config[option.key] = envValue !== undefined
+        ? option.parse(envValue, option.env)
+        : option.default === ""
+        ? undefined
+        : option.parse(option.default, "the default");
     }
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    const [given, missing] = config.tlsCert === undefined
+      ? ["--tls-key", "--tls-cert"]
+      : ["--tls-cert", "--tls-key"];
     throw new TypeError(
-      "Cannot use --tls-cert without --tls-key: give both PEM files, or neither",
+      `Cannot use ${given} without ${missing}: give both PEM files, or neither`,
     );
   }
   if (config.unix !== undefined && config.tlsCert !== undefined) {

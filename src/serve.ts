@@ -6,6 +6,7 @@ import { ConnectionTask } from "./connection_task.ts";
 import { formatAddr } from "./format_addr.ts";
 import { IdleSweeper } from "./idle_sweeper.ts";
 import { listen, type ListenTarget } from "./listen.ts";
+import { setLongTimeout } from "./long_timeout.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
 import { checkTlsPem, type TlsPem } from "./tls_pem.ts";
 
@@ -23,7 +24,7 @@ export interface ServeCommonOptions {
   unicode?: boolean;
   /**
    * How long a shutdown waits for open connections, in milliseconds, before
-   * it cuts them.
+   * it cuts them; any length, `Infinity` included, is waited out.
    *
    * @default {10000}
    */
@@ -423,13 +424,13 @@ export function serve(
       "shutting down: no longer accepting; draining {open} connections for up to {seconds} s",
       { open: open.length, seconds: drainTimeout / 1000 },
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancelTimer = () => {};
     const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), drainTimeout);
+      cancelTimer = setLongTimeout(() => resolve("timeout"), drainTimeout);
     });
     const all = Promise.all(open.map((t) => t.done));
     const outcome = await Promise.race([all, timedOut]);
-    clearTimeout(timer);
+    cancelTimer();
     let cut = 0;
     if (outcome === "timeout") {
       const left = [...active.values()];

@@ -164,6 +164,17 @@ const BAD_INPUTS: BadInput[] = [
     args: ["--unicode=maybe"],
     mentions: ["--unicode", '"maybe"'],
   },
+  {
+    // Taken as "off" once, which served 0.0.0.0:8000 instead.
+    label: '--unix ""',
+    args: ["--unix", ""],
+    mentions: ["--unix", '""', "empty"],
+  },
+  {
+    label: "--tls-key without --tls-cert",
+    args: ["--tls-key", "k.pem"],
+    mentions: ["Cannot use --tls-key without --tls-cert"],
+  },
 ];
 
 // Only --host is added in front of the bad input: a --port would hide the
