@@ -26,7 +26,7 @@ import {
   NET_PERMISSION_MESSAGE,
 } from "./src/startup_error.ts";
 import { readTlsFiles, type TlsPem } from "./src/tls_pem.ts";
-import { clearStaleSocket } from "./src/unix_socket.ts";
+import { claimSocketPath, type SocketClaim } from "./src/unix_socket.ts";
 import { usage } from "./src/usage.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -97,17 +97,21 @@ async function main(commandLine: string[]): Promise<number> {
       return 1;
     }
   }
+  let claim: SocketClaim | undefined;
   if (unixPath !== undefined) {
     try {
-      if (await clearStaleSocket(unixPath)) {
-        log.info("removed the stale socket file {path}", { path: unixPath });
-      }
+      claim = await claimSocketPath(unixPath);
     } catch (err) {
       const message = describeStartupError(err, { path: unixPath });
       printLine(Deno.stderr, `upcase: ${message}`);
       return 1;
     }
+    if (claim.removedStale) {
+      log.info("removed the stale socket file {path}", { path: unixPath });
+    }
   }
+  // Held until main returns, after the server has stopped listening.
+  using _claim = claim;
 
   // Wired before the server listens, so that a signal sent as soon as it
   // reports ready is not met by the default action.

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { writeInChunks } from "../bench/loadgen.ts";
 import type { StatsSnapshot } from "../src/server_stats.ts";
 
@@ -305,21 +305,45 @@ export class ServerProcess implements AsyncDisposable {
   }
 }
 
-/** Runs main.ts to completion and returns its exit code and output. */
+/**
+ * Runs main.ts to completion and returns its exit code and output; a run
+ * still going after `timeoutMs` is killed and fails the test.
+ */
 export async function runCli(
   args: string[],
-  options: { permissions?: string[]; env?: Record<string, string> } = {},
+  options: {
+    permissions?: string[];
+    env?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { permissions = ["--allow-net"], env = {} } = options;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, `${ROOT}main.ts`, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  const { permissions = ["--allow-net"], env = {}, timeoutMs = 15_000 } =
+    options;
+  // A server that wrongly starts instead of exiting is killed, and the test
+  // fails, rather than hanging.
+  const killer = new AbortController();
+  const timer = setTimeout(() => killer.abort(), timeoutMs);
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissions, `${ROOT}main.ts`, ...args],
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      signal: killer.signal,
+    }).output();
+    const decoder = new TextDecoder();
+    const result = {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+    assert(
+      !killer.signal.aborted,
+      `main.ts ${
+        args.join(" ")
+      } was still running after ${timeoutMs} ms:\n${result.stderr}`,
+    );
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
 }
