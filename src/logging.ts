@@ -1,4 +1,5 @@
 import { configureSync, type LogRecord, type Sink } from "@logtape/logtape";
+import { escapeControls } from "./escape_controls.ts";
 
 /** The log levels that `--log-level` accepts, from most to least verbose. */
 export const LOG_LEVELS = [
@@ -38,15 +39,23 @@ const LEVEL_LABELS: Record<LogRecord["level"], string> = {
 };
 
 // LogTape's own formatters inspect every value, which costs about 25 µs a
-// line; these render values with String(), bare, as plain text.
+// line; these render values with String(), bare, as plain text. Values can
+// come from the network (a PROXY header's address, an error that quotes
+// input), so their control characters are escaped: a terminal that tails
+// the log must not act on them, and a CR or LF must not forge a line.
 function renderMessage(record: LogRecord): string {
   let text = "";
   const parts = record.message;
   for (let i = 0; i < parts.length; i++) {
-    text += i % 2 === 0 ? parts[i] as string : String(parts[i]);
+    text += i % 2 === 0 ? parts[i] as string : escapeControls(String(parts[i]));
   }
   return text;
 }
+
+// JSON.stringify escapes C0 controls and lone surrogates, but writes DEL and
+// the C1 controls as they are.
+const JSON_UNSAFE = /[\u007f-\u009f]/;
+const JSON_UNSAFE_ALL = /[\u007f-\u009f]/g;
 
 let lastTimestamp = NaN;
 let lastIso = "";
@@ -70,13 +79,19 @@ function formatTextLine(record: LogRecord): string {
 
 // Each value is also a field of its own, for log processors.
 function formatJsonLine(record: LogRecord): string {
-  return JSON.stringify({
+  const line = JSON.stringify({
     "@timestamp": isoTime(record.timestamp),
     level: record.level.toUpperCase(),
     logger: record.category.join("."),
     message: renderMessage(record),
     ...record.properties,
-  }) + "\n";
+  });
+  return (JSON_UNSAFE.test(line)
+    ? line.replace(
+      JSON_UNSAFE_ALL,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    )
+    : line) + "\n";
 }
 
 // Synchronous, so that nothing is lost when the process exits right after.
