@@ -145,6 +145,7 @@ async function main(commandLine: string[]): Promise<number> {
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     idleTimeout: config.idleTimeout * 1000,
+    handshakeTimeout: config.handshakeTimeout * 1000,
     proxyProtocol: config.proxyProtocol,
     proxyTrusted: config.proxyTrusted,
   };

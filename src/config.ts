@@ -27,6 +27,8 @@ export interface Config {
   maxConnectionsPerIp: number;
   /** Seconds without traffic before a connection is closed; 0 turns it off. */
   idleTimeout: number;
+  /** Seconds for the TLS handshake or the PROXY header; 0 turns it off. */
+  handshakeTimeout: number;
   /** Where the admin HTTP endpoint listens; off when undefined. */
   admin: HostPort | undefined;
   /** PEM certificate file; with `tlsKey`, the data port speaks TLS. */
@@ -297,6 +299,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "300",
     help:
       "close a connection after this long with no bytes either way (0: never)",
+    parse: parseSeconds,
+  },
+  {
+    key: "handshakeTimeout",
+    flag: "handshake-timeout",
+    env: "UPCASE_HANDSHAKE_TIMEOUT",
+    value: "SECONDS",
+    default: "10",
+    help:
+      "close a connection whose TLS handshake or PROXY header takes longer (0: never)",
     parse: parseSeconds,
   },
   {

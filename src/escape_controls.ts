@@ -1,6 +1,9 @@
 // C0 controls, DEL, C1 controls and lone surrogates (with the u flag, a
-// well-formed pair is one code point and does not match).
+// well-formed pair is one code point and does not match). Control
+// characters are what these look for, hence the lint exceptions.
+// deno-lint-ignore no-control-regex
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\ud800-\udfff]/u;
+// deno-lint-ignore no-control-regex
 const CONTROLS_ALL = /[\u0000-\u001f\u007f-\u009f\ud800-\udfff]/gu;
 
 function escapeOne(char: string): string {

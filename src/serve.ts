@@ -57,7 +57,7 @@ export interface ServeCommonOptions {
    * `send-proxy-v2`, and serve the client it names: logs, the status page
    * and `maxConnectionsPerIp` use that address. A connection from a source
    * outside `proxyTrusted` is closed at once; one whose header is malformed,
-   * cut short or later than `proxyHeaderTimeout` is closed too. Both are
+   * cut short or later than `handshakeTimeout` is closed too. Both are
    * counted in `stats().proxyRejected`. Not with TLS: the header comes
    * before the handshake, which Deno's TLS listener runs itself. Unix socket
    * clients are trusted, since the socket file's permissions already decide
@@ -73,11 +73,14 @@ export interface ServeCommonOptions {
    */
   proxyTrusted?: CidrSet;
   /**
-   * Milliseconds a trusted source has to send its whole PROXY header.
+   * Milliseconds a new connection has to finish its TLS handshake, or to
+   * send its whole PROXY header, whatever the idle timeout; a client that
+   * is late is closed (`handshake_timeout`, or a PROXY rejection with the
+   * reason `timeout`). Any length is waited out; 0 turns the deadline off.
    *
-   * @default {3000}
+   * @default {10000}
    */
-  proxyHeaderTimeout?: number;
+  handshakeTimeout?: number;
   /** Called for every failed accept, with how it was handled. */
   onAcceptError?: (kind: AcceptErrorKind, err: unknown) => void;
 }
@@ -150,6 +153,8 @@ export interface ServerSettings {
   maxConnectionsPerIp: number;
   /** Milliseconds without traffic before a connection is closed (0: never). */
   idleTimeout: number;
+  /** Milliseconds for the TLS handshake or PROXY header (0: no deadline). */
+  handshakeTimeout: number;
 }
 
 /** A running server, as returned by {@linkcode serve}. */
@@ -252,7 +257,7 @@ export function serve(
     idleTimeout = 300_000,
     proxyProtocol = false,
     proxyTrusted = DEFAULT_PROXY_TRUSTED,
-    proxyHeaderTimeout = 3000,
+    handshakeTimeout = 10_000,
     onAcceptError,
   } = options;
   const target = listenTarget(options);
@@ -349,8 +354,8 @@ export function serve(
         ? {
           id,
           unicode,
+          handshakeTimeout,
           proxy: {
-            timeout: proxyHeaderTimeout,
             admit(real) {
               if (admit(real)) return true;
               countRefusal(task.peer);
@@ -358,7 +363,7 @@ export function serve(
             },
           },
         }
-        : { id, unicode },
+        : { id, unicode, handshakeTimeout },
     );
     active.set(task.id, task);
     sweeper?.add(task);
@@ -510,6 +515,7 @@ export function serve(
       maxConnections,
       maxConnectionsPerIp,
       idleTimeout,
+      handshakeTimeout,
     },
     stats: () => stats.snapshot(active.values()),
     finished,

@@ -21,6 +21,7 @@ const REASONS: readonly CloseReason[] = [
   "reset",
   "shutdown",
   "idle",
+  "handshake_timeout",
   "error",
 ];
 

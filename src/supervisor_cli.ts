@@ -80,6 +80,7 @@ export async function superviseFromConfig(
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       idleTimeout: config.idleTimeout * 1000,
+      handshakeTimeout: config.handshakeTimeout * 1000,
     },
     drainSeconds: config.drainTimeout,
   });

@@ -307,6 +307,7 @@ Deno.test("serveAdmin /status.json lists the open connections with their bytes",
     maxConnections: 10,
     maxConnectionsPerIp: 0,
     idleTimeout: 5000,
+    handshakeTimeout: 10_000,
   });
   assertEquals(json.activeTotal, 2);
   const rows = json.stats.active.map((

@@ -25,6 +25,7 @@ Deno.test("parseConfig gives the documented defaults", () => {
     maxConnections: 0,
     maxConnectionsPerIp: 0,
     idleTimeout: 300,
+    handshakeTimeout: 10,
     admin: undefined,
     tlsCert: undefined,
     tlsKey: undefined,

@@ -21,6 +21,7 @@ const HOSTILE = new Uint8Array([
 ]);
 
 // Anything a terminal could act on: C0 but the line's own end, DEL, C1.
+// deno-lint-ignore no-control-regex
 const RAW_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 async function sendHostileHeader(format: "text" | "json"): Promise<string[]> {

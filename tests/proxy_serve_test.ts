@@ -277,7 +277,7 @@ Deno.test("serve with proxyProtocol closes and counts a malformed header, a part
     const server = serve({
       ...quiet,
       proxyProtocol: true,
-      proxyHeaderTimeout: 150,
+      handshakeTimeout: 150,
     });
     const { port } = server.addr;
 
