@@ -8,7 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { resolve } from "node:path";
 import { type Config, parseConfig } from "./src/config.ts";
-import { setupLogging } from "./src/logging.ts";
+import { flushLogs, setupLogging } from "./src/logging.ts";
 import {
   hasNetPermission,
   missingPermissions,
@@ -210,4 +210,8 @@ async function main(commandLine: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  await flushLogs();
+  Deno.exit(code);
+}

@@ -1,5 +1,11 @@
-import { configureSync, type LogRecord, type Sink } from "@logtape/logtape";
+import {
+  configureSync,
+  getLogger,
+  type LogRecord,
+  type Sink,
+} from "@logtape/logtape";
 import { escapeControls } from "./escape_controls.ts";
+import { LineQueue } from "./line_queue.ts";
 
 /** The log levels that `--log-level` accepts, from most to least verbose. */
 export const LOG_LEVELS = [
@@ -27,7 +33,6 @@ export interface LoggingOptions {
   write?: (line: string) => void;
 }
 
-const encoder = new TextEncoder();
 
 const LEVEL_LABELS: Record<LogRecord["level"], string> = {
   trace: "TRC",
@@ -94,10 +99,31 @@ function formatJsonLine(record: LogRecord): string {
     : line) + "\n";
 }
 
-// Synchronous, so that nothing is lost when the process exits right after.
+// Asynchronous and bounded (see LineQueue): a reader that stalls must not
+// freeze serving. flushLogs() before an exit writes what is left.
+let stderrQueue: LineQueue | undefined;
+
 function writeStderr(line: string): void {
-  let bytes = encoder.encode(line);
-  while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+  stderrQueue ??= new LineQueue(Deno.stderr, {
+    onDropped: (dropped) =>
+      getLogger(["upcase", "log"]).warning(
+        "dropped {dropped} log lines while standard error was not being read",
+        { dropped },
+      ),
+  });
+  stderrQueue.push(line);
+}
+
+/**
+ * Waits until the log lines written so far have reached standard error, or
+ * `timeoutMs` has passed; call it before `Deno.exit`, which would lose them.
+ *
+ * @param timeoutMs The most to wait, so that a stalled reader cannot keep
+ * the process from exiting.
+ * @returns true when every line was written.
+ */
+export function flushLogs(timeoutMs = 2000): Promise<boolean> {
+  return stderrQueue?.flush(timeoutMs) ?? Promise.resolve(true);
 }
 
 /**

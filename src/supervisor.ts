@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import type { AdminServer } from "./admin_server.ts";
+import { flushLogs } from "./logging.ts";
 import type { ServerSettings } from "./serve.ts";
 import { serveSupervisorAdmin } from "./supervisor_admin.ts";
 import { RestartBackoff } from "./supervisor_backoff.ts";
@@ -184,7 +185,10 @@ export async function runSupervisor(
         signal,
       });
       forward("SIGKILL");
-      Deno.exit(128 + SIGNAL_NUMBERS[signal as keyof typeof SIGNAL_NUMBERS]);
+      const code = 128 +
+        SIGNAL_NUMBERS[signal as keyof typeof SIGNAL_NUMBERS];
+      void flushLogs(500).then(() => Deno.exit(code));
+      return;
     }
     stopping = true;
     for (const timer of timers) clearTimeout(timer);
