@@ -43,7 +43,9 @@ const ALLOW = "GET, HEAD";
 type HeadRead =
   | Extract<HeadParse, { status: "ok" }>
   | { status: "error"; code: number; reason: string };
-type Answer = { response: Response; head: boolean };
+// `late` marks a 408, after which no lingering read may start: the read that
+// the deadline overtook is still pending.
+type Answer = { response: Response; head: boolean; late?: boolean };
 
 function plain(status: number, detail: string, headers = {}): Response {
   return new Response(`${status} ${reasonPhrase(status)}: ${detail}\n`, {
@@ -123,11 +125,11 @@ export class HttpExchange {
     try {
       const parsed = await this.#readHead();
       if (parsed === undefined) return;
-      const response = await this.#respond(parsed);
+      const answer = await this.#respond(parsed);
       if (this.#state === "closed") return;
       this.#state = "writing";
-      await this.#writeAll(response);
-      await this.#linger();
+      await this.#writeAll(answer);
+      if (!answer.late) await this.#linger();
     } finally {
       clearTimeout(deadline);
     }
@@ -171,7 +173,8 @@ export class HttpExchange {
   async #respond(parsed: HeadRead): Promise<Answer> {
     if (parsed.status === "error") {
       this.#logRefusal(parsed.code, parsed.reason);
-      return { response: plain(parsed.code, parsed.reason), head: false };
+      const response = plain(parsed.code, parsed.reason);
+      return { response, head: false, late: parsed.code === 408 };
     }
     const { method, target, headers } = parsed.head;
     const head = method === "HEAD";
@@ -183,7 +186,8 @@ export class HttpExchange {
     }
     let request: Request;
     try {
-      const host = headers.find(([name]) => name === "host")?.[1] ??
+      // HTTP/1.0 may leave Host out, and HTTP allows it empty.
+      const host = headers.find(([name]) => name === "host")?.[1] ||
         formatAddr(this.#conn.localAddr);
       const url = target.startsWith("/") ? `http://${host}${target}` : target;
       request = new Request(new URL(url), { method, headers });

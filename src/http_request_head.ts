@@ -54,6 +54,9 @@ const TARGET = /^(?:\/[\x21-\x7e]*|https?:\/\/[\x21-\x7e]+|\*)$/;
 // A field value may hold tabs and bytes 0x80-0xFF (obs-text), but no other
 // control characters.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+// A host name or IPv4 address (reg-name characters), or a bracketed IPv6
+// literal, with an optional port.
+const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::\d*)?$/;
 const LF = 0x0a;
 
 function latin1(bytes: Uint8Array): string {
@@ -101,11 +104,14 @@ function parseField(line: string): [string, string] | HeadParse {
 }
 
 function checkHost(head: RequestHead): HeadParse | undefined {
-  const hosts = head.headers.filter(([name]) => name === "host").length;
-  if (hosts > 1) return fail(400, "more than one Host header");
+  const hosts = head.headers.filter(([name]) => name === "host");
+  if (hosts.length > 1) return fail(400, "more than one Host header");
   // HTTP/1.1 requires it (RFC 9112 section 3.2), as Go's net/http checks.
-  if (hosts === 0 && head.version === "HTTP/1.1") {
+  if (hosts.length === 0 && head.version === "HTTP/1.1") {
     return fail(400, "missing Host header");
+  }
+  if (hosts[0] && !HOST.test(hosts[0][1])) {
+    return fail(400, "malformed Host header");
   }
   return undefined;
 }

@@ -1,7 +1,7 @@
 import type { Logger } from "@logtape/logtape";
 import { acceptLoop } from "./accept_loop.ts";
 import { HttpExchange, type HttpHandler } from "./http_exchange.ts";
-import { listen } from "./listen.ts";
+import { type DataListener, listen } from "./listen.ts";
 
 /** Limits of {@linkcode serveHttp}, which the admin endpoints pass on. */
 export interface HttpServeLimits {
@@ -66,6 +66,103 @@ export interface HttpServer extends AsyncDisposable {
 // The limit's warning repeats at most this often while clients hold it.
 const LIMIT_LOG_INTERVAL_MS = 10_000;
 
+/** A running server's state: its listener, its connections and its slots. */
+class RunningHttpServer implements HttpServer {
+  readonly addr: Deno.NetAddr;
+  readonly finished: Promise<void>;
+  readonly #listener: DataListener;
+  readonly #options: Required<HttpServeLimits> & HttpServeOptions;
+  readonly #closing = new AbortController();
+  readonly #open = new Set<HttpExchange>();
+  readonly #loop: Promise<void>;
+  #slotFreed: PromiseWithResolvers<void> | undefined;
+  #limitLoggedAt = -Infinity;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: Required<HttpServeLimits> & HttpServeOptions) {
+    this.#options = options;
+    const { hostname, port } = options;
+    this.#listener = listen({ transport: "tcp", hostname, port });
+    this.addr = this.#listener.addr as Deno.NetAddr;
+    this.#loop = acceptLoop(this.#listener, {
+      signal: this.#closing.signal,
+      onConnection: (conn) => this.#track(conn),
+      waitForCapacity: () => this.#waitForCapacity(),
+      log: options.log,
+    });
+    this.finished = this.#loop.then(
+      () => this.shutdown(),
+      async (err) => {
+        options.log.error("admin endpoint stopped: {error}", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+        await this.shutdown();
+        throw err;
+      },
+    );
+    // A caller that never looks at `finished` must not crash the process.
+    this.finished.catch(() => {});
+  }
+
+  #track(conn: Deno.Conn): void {
+    const { handler, headerTimeout, requestTimeout, log } = this.#options;
+    const exchange = new HttpExchange(conn, {
+      handler,
+      headerTimeout,
+      requestTimeout,
+      log,
+    });
+    this.#open.add(exchange);
+    exchange.done.then(() => {
+      this.#open.delete(exchange);
+      this.#slotFreed?.resolve();
+      this.#slotFreed = undefined;
+    });
+  }
+
+  #waitForCapacity(): Promise<void> | undefined {
+    const { maxConnections, log } = this.#options;
+    if (this.#open.size < maxConnections) return undefined;
+    const now = performance.now();
+    if (now - this.#limitLoggedAt >= LIMIT_LOG_INTERVAL_MS) {
+      this.#limitLoggedAt = now;
+      log.warning(
+        "admin connection limit of {limit} reached; new clients wait until one closes",
+        { limit: maxConnections },
+      );
+    }
+    this.#slotFreed = Promise.withResolvers();
+    return this.#slotFreed.promise;
+  }
+
+  shutdown(): Promise<void> {
+    this.#stopping ??= this.#drain();
+    return this.#stopping;
+  }
+
+  async #drain(): Promise<void> {
+    this.#closing.abort();
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#loop.catch(() => {});
+    // Waiting clients and lingering ones are closed; answers being made or
+    // written finish, within requestTimeout.
+    for (const exchange of this.#open) {
+      if (exchange.state === "reading" || exchange.state === "lingering") {
+        exchange.close();
+      }
+    }
+    await Promise.all([...this.#open].map((e) => e.done));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
 /**
  * Serves HTTP/1.1 for the admin endpoints, without `Deno.serve`: its own
  * accept loop, which backs off when descriptors run out instead of
@@ -94,100 +191,18 @@ const LIMIT_LOG_INTERVAL_MS = 10_000;
  * ```
  */
 export function serveHttp(options: HttpServeOptions): HttpServer {
-  const {
-    hostname,
-    port,
-    handler,
-    log,
-    signal,
-    maxConnections = 64,
-    headerTimeout = 5000,
-    requestTimeout = 10_000,
-  } = options;
-  const listener = listen({ transport: "tcp", hostname, port });
-  const addr = listener.addr as Deno.NetAddr;
-  const closing = new AbortController();
-  const open = new Set<HttpExchange>();
-  let slotFreed: PromiseWithResolvers<void> | undefined;
-  let limitLoggedAt = -Infinity;
-
-  function handle(conn: Deno.Conn): void {
-    const exchange = new HttpExchange(conn, {
-      handler,
-      headerTimeout,
-      requestTimeout,
-      log,
-    });
-    open.add(exchange);
-    exchange.done.then(() => {
-      open.delete(exchange);
-      slotFreed?.resolve();
-      slotFreed = undefined;
-    });
-  }
-
-  function waitForCapacity(): Promise<void> | undefined {
-    if (open.size < maxConnections) return undefined;
-    const now = performance.now();
-    if (now - limitLoggedAt >= LIMIT_LOG_INTERVAL_MS) {
-      limitLoggedAt = now;
-      log.warning(
-        "admin connection limit of {limit} reached; new clients wait until one closes",
-        { limit: maxConnections },
-      );
-    }
-    slotFreed = Promise.withResolvers();
-    return slotFreed.promise;
-  }
-
-  const loop = acceptLoop(listener, {
-    signal: closing.signal,
-    onConnection: handle,
-    waitForCapacity,
-    log,
+  const server = new RunningHttpServer({
+    maxConnections: 64,
+    headerTimeout: 5000,
+    requestTimeout: 10_000,
+    ...options,
   });
-
-  let stopping: Promise<void> | undefined;
-  function shutdown(): Promise<void> {
-    stopping ??= (async () => {
-      closing.abort();
-      try {
-        listener.close();
-      } catch {
-        // Already closed.
-      }
-      await loop.catch(() => {});
-      // Waiting clients and lingering ones are closed; answers being made
-      // or written finish, within requestTimeout.
-      for (const exchange of open) {
-        if (exchange.state === "reading" || exchange.state === "lingering") {
-          exchange.close();
-        }
-      }
-      await Promise.all([...open].map((e) => e.done));
-    })();
-    return stopping;
+  const { signal } = options;
+  if (signal?.aborted) void server.shutdown();
+  else {
+    signal?.addEventListener("abort", () => void server.shutdown(), {
+      once: true,
+    });
   }
-
-  const finished = loop.then(
-    () => shutdown(),
-    async (err) => {
-      log.error("admin endpoint stopped: {error}", {
-        error: err instanceof Error ? err.message : String(err),
-      });
-      await shutdown();
-      throw err;
-    },
-  );
-  // A caller that never looks at `finished` must not crash the process.
-  finished.catch(() => {});
-  if (signal?.aborted) void shutdown();
-  else signal?.addEventListener("abort", () => void shutdown(), { once: true });
-
-  return {
-    addr,
-    finished,
-    shutdown,
-    [Symbol.asyncDispose]: shutdown,
-  };
+  return server;
 }

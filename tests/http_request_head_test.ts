@@ -63,7 +63,7 @@ Deno.test("parseRequestHead takes bare LF line ends, leading blank lines, HTTP/1
 });
 
 Deno.test("parseRequestHead takes absolute-form and asterisk targets, and any method token", () => {
-  const absolute = parse("GET http://a:1/x HTTP/1.1\r\nHost: a:1\r\n\r\n");
+  const absolute = parse("GET http://a:1/x HTTP/1.1\r\nHost: [::1]:1\r\n\r\n");
   assertEquals(
     absolute.status === "ok" && absolute.head.target,
     "http://a:1/x",
@@ -90,6 +90,9 @@ Deno.test("parseRequestHead answers malformed heads with 400 and other major ver
     ["GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n", "folded header line"],
     ["GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", "bare CR in the head"],
     ["GET / HTTP/1.1\r\n\r\n", "missing Host header"],
+    ["GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "malformed Host header"],
+    ["GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", "malformed Host header"],
+    ["GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", "malformed Host header"],
     [
       "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
       "more than one Host header",
