@@ -12,7 +12,7 @@ import {
   acceptLoop,
   type Acceptor,
 } from "../src/accept_loop.ts";
-import { withLogs } from "./_admin.ts";
+import { within, withLogs } from "./_admin.ts";
 
 function errno(code: string): Error {
   return Object.assign(new Error(`accept failed (${code})`), { code });
@@ -43,22 +43,6 @@ class FakeListener implements Acceptor<string> {
     return typeof step === "string"
       ? Promise.resolve(step)
       : Promise.reject(step);
-  }
-}
-
-/** Resolves as `promise` does, or rejects if it takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`still running after ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -330,7 +314,7 @@ Deno.test("acceptLoop ends at once when aborted during a backoff, with the real 
   });
   await backingOff.promise;
   stop.abort();
-  await within(loop, 5000);
+  await within(loop, 5000, "the loop did not end");
   assertEquals(accepts, 1);
 });
 
@@ -353,7 +337,7 @@ Deno.test("acceptLoop ends when aborted while waiting for capacity, without acce
   });
   await waiting.promise;
   stop.abort();
-  await within(loop, 5000);
+  await within(loop, 5000, "the loop did not end");
   assertEquals(accepts, 0);
 });
 
