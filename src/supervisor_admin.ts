@@ -1,7 +1,8 @@
 import { getLogger } from "@logtape/logtape";
 import { adminHandler } from "./admin_handler.ts";
-import type { AdminServer } from "./admin_server.ts";
+import { type AdminServer, warnIfExposed } from "./admin_server.ts";
 import { formatAddr } from "./format_addr.ts";
+import { serveHttp } from "./http_server.ts";
 import type { ServerSettings } from "./serve.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
 import { mergeSnapshots } from "./supervisor_stats.ts";
@@ -79,30 +80,18 @@ export function serveSupervisorAdmin(
       uptimeSeconds: (performance.now() - started) / 1000,
     };
   }
-  const http = Deno.serve({
+  const http = serveHttp({
     hostname: options.hostname,
     port: options.port,
-    onListen: (addr) =>
-      log.info("admin listening on {address} (totals of all workers)", {
-        address: formatAddr(addr),
-      }),
-    onError(err) {
-      log.error("admin request failed: {error}", {
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return new Response("internal error", { status: 500 });
-    },
+    log,
     async handler(request) {
       if (new URL(request.url).pathname !== "/") await refresh();
       return handle(request);
     },
   });
-  let stopping: Promise<void> | undefined;
-  const shutdown = () => (stopping ??= http.shutdown());
-  return {
-    addr: http.addr,
-    finished: http.finished,
-    shutdown,
-    [Symbol.asyncDispose]: shutdown,
-  };
+  log.info("admin listening on {address} (totals of all workers)", {
+    address: formatAddr(http.addr),
+  });
+  warnIfExposed(http.addr);
+  return http;
 }
