@@ -33,7 +33,6 @@ export interface LoggingOptions {
   write?: (line: string) => void;
 }
 
-
 const LEVEL_LABELS: Record<LogRecord["level"], string> = {
   trace: "TRC",
   debug: "DBG",
