@@ -18,9 +18,8 @@ import { type AdminServer, serveAdmin } from "./src/admin_server.ts";
 import { serve, type UpcaseServer } from "./src/serve.ts";
 import { wireReload, wireSignals } from "./src/signals.ts";
 import { superviseFromConfig } from "./src/supervisor_cli.ts";
-import { watchSupervisor } from "./src/worker.ts";
+import { SupervisorLink } from "./src/worker.ts";
 import { takeWorkerId } from "./src/worker_command.ts";
-import { workerReport } from "./src/worker_report.ts";
 import {
   describeStartupError,
   NET_PERMISSION_MESSAGE,
@@ -120,7 +119,12 @@ async function main(commandLine: string[]): Promise<number> {
   // A Unix socket's file goes when the listener closes, which is the first
   // step of every shutdown, so a second signal's exit finds it gone too.
   const unwireSignals = wireSignals(() => stop.abort(), config.drainTimeout);
-  if (workerId !== undefined) watchSupervisor(() => stop.abort());
+  // A worker of --workers: its supervisor tells it to stop, and keeps the
+  // whole server's connection limits.
+  const link = workerId === undefined ? undefined : new SupervisorLink({
+    onStop: () => stop.abort(),
+    onGone: () => stop.abort(),
+  });
   const unwireReload = tlsFiles
     ? wireReload(async () => {
       try {
@@ -148,6 +152,10 @@ async function main(commandLine: string[]): Promise<number> {
     handshakeTimeout: config.handshakeTimeout * 1000,
     proxyProtocol: config.proxyProtocol,
     proxyTrusted: config.proxyTrusted,
+    // Only a limit that is set costs the workers a message per connection.
+    ...(link && (config.maxConnections > 0 || config.maxConnectionsPerIp > 0)
+      ? { sharedLimits: link.limits(config) }
+      : {}),
   };
   try {
     server = unixPath !== undefined
@@ -178,10 +186,10 @@ async function main(commandLine: string[]): Promise<number> {
         server,
         // A worker tells the supervisor where to fetch its totals, and lists
         // every connection so that the summed gauge is exact.
-        ...(workerId !== undefined
+        ...(link
           ? {
             onListen: (addr: Deno.NetAddr) =>
-              printLine(Deno.stdout, workerReport(addr.port)),
+              link.send({ kind: "ready", adminPort: addr.port }),
             connectionLimit: Number.MAX_SAFE_INTEGER,
           }
           : {}),

@@ -25,6 +25,11 @@ export interface AdminHandlerOptions {
    * @default {500}
    */
   connectionLimit?: number;
+  /**
+   * With `--workers`, how many: `/status.json` then says so, and its limits
+   * and totals are the whole server's.
+   */
+  workers?: number;
 }
 
 const METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -90,6 +95,7 @@ export function adminHandler(
   const {
     info = { version: VERSION, deno: Deno.version.deno },
     connectionLimit = 500,
+    workers,
   } = options;
   let stopped = false;
   const stop = () => void (stopped = true);
@@ -115,6 +121,7 @@ export function adminHandler(
         ...info,
         addr: formatAddr(server.addr),
         settings: server.settings,
+        ...(workers === undefined ? {} : { workers }),
         stopped,
         activeTotal: stats.active.length,
         stats: { ...stats, active: stats.active.slice(0, connectionLimit) },

@@ -34,9 +34,10 @@ export interface ConnectionProxyOptions {
    * Called once the header is read, with the real client's host (undefined
    * for a Unix socket peer under a LOCAL header); `false` closes the
    * connection unserved, as `refused`. This is where the per-address limit
-   * applies, since only now is the real address known.
+   * applies, since only now is the real address known. With `--workers`
+   * the answer comes later, from the supervisor.
    */
-  admit: (host: string | undefined) => boolean;
+  admit: (host: string | undefined) => boolean | Promise<boolean>;
 }
 
 /** Why a task closed its connection without serving it. */
@@ -186,7 +187,7 @@ export class ConnectionTask {
     const host = this.#via !== undefined || "hostname" in addr
       ? this.#peerHost
       : undefined;
-    if (!proxy.admit(host)) {
+    if (!(await proxy.admit(host))) {
       return { rejected: "refused", detail: "over the per-address limit" };
     }
     const { id, peer, via } = this;

@@ -8,6 +8,7 @@ import { IdleSweeper } from "./idle_sweeper.ts";
 import { listen, type ListenTarget } from "./listen.ts";
 import { setLongTimeout } from "./long_timeout.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
+import type { Admission, SharedLimits } from "./shared_limits.ts";
 import { checkTlsPem, type TlsPem } from "./tls_pem.ts";
 
 const log = getLogger(["upcase", "server"]);
@@ -83,6 +84,13 @@ export interface ServeCommonOptions {
   handshakeTimeout?: number;
   /** Called for every failed accept, with how it was handled. */
   onAcceptError?: (kind: AcceptErrorKind, err: unknown) => void;
+  /**
+   * Limits kept for several processes that serve one port, as the workers
+   * of `--workers` do: `maxConnections` and `maxConnectionsPerIp` are then
+   * the whole server's, and these apply them instead of this server. A
+   * connection waits, accepted but unread, until they admit it.
+   */
+  sharedLimits?: SharedLimits;
 }
 
 /**
@@ -198,6 +206,22 @@ const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 const DEFAULT_PROXY_TRUSTED = CidrSet.parse("127.0.0.0/8,::1/128");
 
+// This server's own per-address limit, in the shape of the shared one; its
+// own maxConnections pauses the accept loop instead.
+function addressLimits(
+  max: number,
+): Pick<SharedLimits, "acquire" | "acquireAddress" | "release"> {
+  const perAddress = new AddressLimit(max);
+  return {
+    acquire: (host) =>
+      host === undefined || perAddress.acquire(host) ? "admitted" : "refused",
+    acquireAddress: (host) => perAddress.acquire(host),
+    release(host) {
+      if (host !== undefined) perAddress.release(host);
+    },
+  };
+}
+
 function listenTarget(options: ServeOptions | ServeUnixOptions): ListenTarget {
   if ("path" in options) {
     if ("cert" in options || "key" in options) {
@@ -259,6 +283,7 @@ export function serve(
     proxyTrusted = DEFAULT_PROXY_TRUSTED,
     handshakeTimeout = 10_000,
     onAcceptError,
+    sharedLimits,
   } = options;
   const target = listenTarget(options);
   if (proxyProtocol && target.transport === "tls") {
@@ -270,7 +295,9 @@ export function serve(
   const addr = listener.addr;
   const closing = new AbortController();
   const active = new Map<number, ConnectionTask>();
-  const perAddress = new AddressLimit(maxConnectionsPerIp);
+  const limits = sharedLimits ?? addressLimits(maxConnectionsPerIp);
+  // Accepted connections waiting for sharedLimits, and since when.
+  const waiting = new Map<Deno.Conn, number>();
   const sweeper = idleTimeout > 0 ? new IdleSweeper(idleTimeout) : undefined;
   sweeper?.start();
   let nextId = 1;
@@ -328,7 +355,8 @@ export function serve(
 
   function handle(conn: Deno.Conn): void {
     // Every connection the listener hands over counts, whatever happens to
-    // it next, so that accepted = open + closed + refused + rejected.
+    // it next, so that accepted = open + waiting + closed + refused +
+    // rejected.
     stats.accepted();
     // Unix peers have no address to count by.
     const remote = conn.remoteAddr;
@@ -336,17 +364,58 @@ export function serve(
     if (proxyProtocol && host !== undefined && !proxyTrusted.has(host)) {
       return rejectUntrusted(conn);
     }
+    // Behind a balancer the per-address limit waits for the real address,
+    // which the connection's own task reads, so a slow header never holds
+    // up accept.
+    const counted = proxyProtocol ? undefined : host;
+    const admission = limits.acquire(counted);
+    if (typeof admission === "string") admitted(conn, counted, admission);
+    else holdUntilAdmitted(conn, counted, admission);
+  }
+
+  // The whole server's limits answer later (see SharedLimits); until then
+  // the client waits unread, as it would in the backlog.
+  function holdUntilAdmitted(
+    conn: Deno.Conn,
+    counted: string | undefined,
+    admission: Promise<Admission>,
+  ): void {
+    waiting.set(conn, performance.now());
+    stats.waiting = waiting.size;
+    void admission.then((answer) => {
+      const since = waiting.get(conn);
+      // Gone: the drain closed it meanwhile.
+      if (since === undefined) {
+        if (answer === "admitted") limits.release(counted);
+        return;
+      }
+      waiting.delete(conn);
+      stats.waiting = waiting.size;
+      if (answer === "closed" || closing.signal.aborted) {
+        if (answer === "admitted") limits.release(counted);
+        return closeWaiting(conn, since);
+      }
+      admitted(conn, counted, answer);
+    });
+  }
+
+  // Closed unserved at shutdown, like a client in the backlog when the
+  // listener closes: counted as closed, with the reason `shutdown`.
+  function closeWaiting(conn: Deno.Conn, since: number): void {
+    closeQuietly(conn);
+    const seconds = (performance.now() - since) / 1000;
+    stats.closed({ bytesIn: 0, bytesOut: 0, reason: "shutdown" }, seconds);
+  }
+
+  function admitted(
+    conn: Deno.Conn,
+    counted: string | undefined,
+    admission: Admission,
+  ): void {
+    if (admission === "refused") return refuse(conn);
+    if (admission === "closed") return closeWaiting(conn, performance.now());
     // The host whose per-address slot this connection holds.
-    let holds: string | undefined;
-    const admit = (h: string | undefined): boolean => {
-      if (h === undefined) return true;
-      if (!perAddress.acquire(h)) return false;
-      holds = h;
-      return true;
-    };
-    // Behind a balancer the limit waits for the real address, which the
-    // connection's own task reads, so a slow header never holds up accept.
-    if (!proxyProtocol && !admit(host)) return refuse(conn);
+    let holds = counted;
     const id = nextId++;
     const task = new ConnectionTask(
       conn,
@@ -357,9 +426,14 @@ export function serve(
           handshakeTimeout,
           proxy: {
             admit(real) {
-              if (admit(real)) return true;
-              countRefusal(task.peer);
-              return false;
+              if (real === undefined) return true;
+              const settle = (ok: boolean) => {
+                if (ok) holds = real;
+                else countRefusal(task.peer);
+                return ok;
+              };
+              const ok = limits.acquireAddress(real);
+              return typeof ok === "boolean" ? settle(ok) : ok.then(settle);
             },
           },
         }
@@ -375,13 +449,14 @@ export function serve(
       }
       active.delete(task.id);
       sweeper?.delete(task);
-      if (holds !== undefined) perAddress.release(holds);
+      limits.release(holds);
       slotFreed?.resolve();
       slotFreed = undefined;
     });
   }
 
   function waitForCapacity(): Promise<void> | undefined {
+    if (sharedLimits) return sharedLimits.waitForCapacity();
     if (maxConnections === 0 || active.size < maxConnections) return undefined;
     log.warning(
       "connection limit of {limit} reached; accepting again when one closes",
@@ -424,6 +499,9 @@ export function serve(
       // Already closed.
     }
     await loop.catch(() => {});
+    for (const [conn, since] of waiting) closeWaiting(conn, since);
+    waiting.clear();
+    stats.waiting = 0;
     const open = [...active.values()];
     log.info(
       "shutting down: no longer accepting; draining {open} connections for up to {seconds} s",

@@ -87,6 +87,13 @@ export interface StatsSnapshot {
   draining: boolean;
   /** Whether the server has paused accepting at its connection limit. */
   paused: boolean;
+  /**
+   * Connections accepted and waiting, unread, for a slot under limits shared
+   * with other processes (`--workers`); without them, clients over
+   * `--max-connections` wait in the kernel's backlog, where they cannot be
+   * counted, and this is 0.
+   */
+  waiting: number;
   /** Seconds since the server started. */
   uptimeSeconds: number;
 }
@@ -131,6 +138,8 @@ export class ServerStats {
   draining = false;
   /** Whether the server has paused accepting at its connection limit. */
   paused = false;
+  /** Connections accepted and waiting for a shared limit's slot. */
+  waiting = 0;
 
   /**
    * Starts counting.
@@ -224,6 +233,7 @@ export class ServerStats {
       durationSum: this.#durationSum,
       draining: this.draining,
       paused: this.paused,
+      waiting: this.waiting,
       uptimeSeconds: (now - this.#startedAt) / 1000,
     };
   }

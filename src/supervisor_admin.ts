@@ -21,12 +21,16 @@ export interface SupervisorAdminOptions {
   port: number;
   /** The data address that all workers share. */
   addr: Deno.NetAddr;
+  /** How many workers the supervisor runs. */
+  workers: number;
   /** The settings every worker runs with. */
   settings: ServerSettings;
   /** The admin ports of the workers that are up now. */
   workerPorts: () => number[];
   /** Whether the supervisor is shutting down. */
   draining: () => boolean;
+  /** The whole server's connection limits, when one is set. */
+  limits?: { readonly waiting: number };
   /** Settles once every worker has exited for good. */
   finished: Promise<unknown>;
 }
@@ -48,8 +52,9 @@ async function fetchSnapshot(port: number): Promise<StatsSnapshot | undefined> {
  * Serves the admin endpoint of a supervisor: the same paths as a single
  * server's, with totals across the workers. Each request first fetches
  * every worker's `/status.json` and adds them up, so the counters are exact
- * at that moment. With no worker answering, `/readyz` says `paused`; while
- * the supervisor shuts down, `draining`.
+ * at that moment. `/readyz` says `paused` while the whole server is at
+ * `--max-connections`, or when no worker answers; while the supervisor shuts
+ * down, `draining`.
  *
  * @param options Where to listen, and how to reach the workers.
  * @returns the running admin server.
@@ -64,7 +69,13 @@ export function serveSupervisorAdmin(
     settings: options.settings,
     stats: () => current,
     finished: options.finished.then(() => ({ drained: 0, cut: 0 })),
-  });
+  }, { workers: options.workers });
+  // The limits are the whole server's, kept by the supervisor: no worker
+  // knows whether the server is full.
+  const max = options.settings.maxConnections;
+  const full = (total: StatsSnapshot) =>
+    max > 0 &&
+    (total.active.length >= max || (options.limits?.waiting ?? 0) > 0);
   async function refresh(): Promise<void> {
     const found = await Promise.all(options.workerPorts().map(fetchSnapshot));
     const snapshots = found.filter((s) => s !== undefined);
@@ -74,9 +85,7 @@ export function serveSupervisorAdmin(
     current = {
       ...total,
       draining: total.draining || options.draining(),
-      // Ready while any worker accepts: the kernel only hands connections
-      // to sockets that still listen.
-      paused: snapshots.length === 0 || snapshots.every((s) => s.paused),
+      paused: snapshots.length === 0 || full(total),
       uptimeSeconds: (performance.now() - started) / 1000,
     };
   }

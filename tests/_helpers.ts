@@ -105,13 +105,15 @@ export async function exchange(
 
 /**
  * Asserts the one definition of the accepted counter: every connection the
- * listener handed over is open, closed, refused or rejected.
+ * listener handed over is open, waiting for a slot (with `--workers`),
+ * closed, refused or rejected.
  */
 export function assertAccountedFor(stats: StatsSnapshot): void {
   const sum = (counts: Record<string, number>) =>
     Object.values(counts).reduce((a, b) => a + b, 0);
   const parts = {
     open: stats.active.length,
+    waiting: stats.waiting,
     closed: sum(stats.closed),
     refused: stats.refused,
     rejected: sum(stats.proxyRejected),
@@ -119,7 +121,7 @@ export function assertAccountedFor(stats: StatsSnapshot): void {
   assertEquals(
     stats.accepted,
     sum(parts),
-    `accepted should be open + closed + refused + rejected: ${
+    `accepted should be open + waiting + closed + refused + rejected: ${
       JSON.stringify(parts)
     }`,
   );
@@ -203,7 +205,8 @@ export class ServerProcess implements AsyncDisposable {
 
   /**
    * Starts `deno run` on main.ts with the given permission flags and
-   * arguments, and waits until it logs the port it listens on.
+   * arguments, and waits until it logs the port it listens on (or the
+   * `ready` line).
    */
   static async start(
     args: string[],
@@ -211,9 +214,20 @@ export class ServerProcess implements AsyncDisposable {
       permissions?: string[];
       env?: Record<string, string>;
       command?: string[];
+      /**
+       * The log line to wait for; the port is read from it when it has one.
+       *
+       * @default {/listening on /}
+       */
+      ready?: RegExp;
     } = {},
   ): Promise<ServerProcess> {
-    const { permissions = ["--allow-net"], env = {}, command } = options;
+    const {
+      permissions = ["--allow-net"],
+      env = {},
+      command,
+      ready = /listening on /,
+    } = options;
     const level = args[args.indexOf("--log-level") + 1];
     if (
       args.includes("--log-level") && (level === "warning" || level === "error")
@@ -231,7 +245,7 @@ export class ServerProcess implements AsyncDisposable {
       stderr: "piped",
     }).spawn();
     const server = new ServerProcess(child);
-    const line = await server.waitForLine(/listening on /);
+    const line = await server.waitForLine(ready);
     // In text and JSON lines alike, and also when a note such as " (TLS)"
     // follows the address.
     server.port = Number(

@@ -188,7 +188,11 @@ export interface DeployFiles {
 }
 
 const FLAGS = new Set(OPTIONS.map((o) => o.flag));
-/** What `deno task compile` does not embed: --allow-read and --allow-run. */
+/**
+ * What `deno task compile` does not embed: --allow-read (and write, for a
+ * Unix socket). It does embed --allow-run and --unstable-net, for
+ * --workers.
+ */
 function needsMorePermissions(config: Config): string[] {
   const extra: string[] = [];
   if (config.tlsCert !== undefined) {
@@ -197,7 +201,6 @@ function needsMorePermissions(config: Config): string[] {
   if (config.unix !== undefined) {
     extra.push("--unix (needs --allow-read/write)");
   }
-  if (config.workers > 1) extra.push("--workers (needs --allow-run)");
   return extra;
 }
 
@@ -582,6 +585,13 @@ export function checkUnit(files: DeployFiles): string[] {
   if (last("KillSignal") !== "SIGTERM") {
     problems.push("unit: KillSignal is not SIGTERM");
   }
+  // Both reach every --workers process, each of which then drains once.
+  const killMode = last("KillMode") ?? "control-group";
+  if (killMode !== "control-group" && killMode !== "mixed") {
+    problems.push(
+      `unit: KillMode ${killMode} leaves --workers processes running after a stop`,
+    );
+  }
   const stop = secondsOf(last("TimeoutStopSec"));
   if (!(stop > config.drainTimeout)) {
     problems.push(
@@ -866,11 +876,11 @@ Deno.test("deploy checks report a change made in one place only", async () => {
         "--log-fmt is not an upcase option",
       ],
       [
-        "workers in the compiled binary",
+        "kill mode",
         "unit",
-        "--max-connections 10000",
-        "--max-connections 10000 --workers 4",
-        "cannot use --workers",
+        "KillMode=control-group",
+        "KillMode=process",
+        "KillMode process leaves --workers processes running",
       ],
       [
         "unit binary path",
