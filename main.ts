@@ -148,6 +148,7 @@ async function main(commandLine: string[]): Promise<number> {
     drainTimeout: config.drainTimeout * 1000,
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
+    ipv6Prefix: config.ipv6Prefix,
     idleTimeout: config.idleTimeout * 1000,
     handshakeTimeout: config.handshakeTimeout * 1000,
     proxyProtocol: config.proxyProtocol,

@@ -7,7 +7,7 @@ import { VERSION } from "./version.ts";
 /** What the admin endpoint reads from a running server. */
 export type AdminTarget = Pick<
   UpcaseServer,
-  "addr" | "settings" | "stats" | "finished"
+  "addr" | "settings" | "stats" | "finished" | "draining"
 >;
 
 /** Options for {@linkcode adminHandler}. */
@@ -109,12 +109,13 @@ export function adminHandler(
     // Alive until the data server has stopped for good; a drain still
     // serves the connections it has.
     "/healthz": () => stopped ? text("stopped", 503) : text("ok"),
-    "/readyz": () => {
-      const { draining, paused } = server.stats();
-      if (draining || stopped) return text("draining", 503);
-      if (paused) return text("paused", 503);
-      return text("ready");
-    },
+    // Draining, and nothing else: at --max-connections the server still
+    // serves, and one client that fills the slots must not take every
+    // instance out of the balancer's rotation in turn. A pause shows on
+    // /metrics and the status page. This is cheap, and is asked every few
+    // seconds: no snapshot of the connections.
+    "/readyz": () =>
+      server.draining || stopped ? text("draining", 503) : text("ready"),
     "/status.json": () => {
       const stats = server.stats();
       const body = {

@@ -4,6 +4,12 @@
  *
  * @module
  */
+import {
+  addressBits,
+  IPV4_MAPPED,
+  parseIpv4,
+  parseIpv6,
+} from "./ip_address.ts";
 
 /**
  * One range, in IPv6's 128 bits: an IPv4 range is kept as its IPv4-mapped
@@ -13,45 +19,6 @@
 interface Range {
   bits: bigint;
   prefix: number;
-}
-
-const MAPPED = 0xffffn << 32n;
-
-function ipv4Bits(text: string): bigint | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let bits = 0n;
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return undefined;
-    bits = (bits << 8n) | BigInt(p);
-  }
-  return bits;
-}
-
-function ipv6Bits(text: string): bigint | undefined {
-  let host: string;
-  try {
-    host = new URL(`http://[${text}]/`).hostname.slice(1, -1);
-  } catch {
-    return undefined;
-  }
-  // The URL parser writes an embedded IPv4 tail in hex, so only hex groups
-  // and one "::" are left.
-  const [head = "", tail] = host.split("::");
-  const left = head ? head.split(":") : [];
-  const right = tail ? tail.split(":") : [];
-  const groups = tail === undefined
-    ? left
-    : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
-  let bits = 0n;
-  for (const g of groups) bits = (bits << 16n) | BigInt(`0x${g}`);
-  return bits;
-}
-
-/** An address as 128 bits, an IPv4 one in its IPv4-mapped form. */
-function addressBits(text: string): bigint | undefined {
-  const v4 = ipv4Bits(text);
-  return v4 !== undefined ? MAPPED | v4 : ipv6Bits(text);
 }
 
 /**
@@ -66,7 +33,7 @@ function parseRanges(text: string): Range[] | string {
   for (const entry of text.split(",").map((e) => e.trim())) {
     const [address = "", prefixText, extra] = entry.split("/");
     const v6 = address.includes(":");
-    const bits = v6 ? ipv6Bits(address) : ipv4Bits(address);
+    const bits = v6 ? parseIpv6(address) : parseIpv4(address);
     const width = v6 ? 128 : 32;
     const prefix = prefixText === undefined
       ? width
@@ -80,7 +47,7 @@ function parseRanges(text: string): Range[] | string {
       return `"${entry}" is not an IP address or CIDR range (such as 10.0.0.0/8 or ::1/128)`;
     }
     ranges.push(
-      v6 ? { bits, prefix } : { bits: MAPPED | bits, prefix: 96 + prefix },
+      v6 ? { bits, prefix } : { bits: IPV4_MAPPED | bits, prefix: 96 + prefix },
     );
   }
   return ranges;

@@ -25,6 +25,8 @@ export interface Config {
   maxConnections: number;
   /** Most connections open at once from one address; 0 means no limit. */
   maxConnectionsPerIp: number;
+  /** Leading bits of an IPv6 address that name one client for that limit. */
+  ipv6Prefix: number;
   /** Seconds without traffic before a connection is closed; 0 turns it off. */
   idleTimeout: number;
   /** Seconds for the TLS handshake or the PROXY header; 0 turns it off. */
@@ -183,6 +185,16 @@ function parseHostPort(raw: string, name: string): HostPort {
   return { hostname: (m[1] ?? m[2])!, port: parsePort(m[3]!, name) };
 }
 
+function parsePrefix(raw: string, name: string): number {
+  const bits = /^[1-9][0-9]{0,2}$/.test(raw) ? Number(raw) : NaN;
+  if (!(bits >= 1 && bits <= 128)) {
+    throw new RangeError(
+      cannot(name, raw, "is not a prefix length from 1 to 128 (such as 64)"),
+    );
+  }
+  return bits;
+}
+
 function parseWorkers(raw: string, name: string): number {
   if (raw === "auto") return navigator.hardwareConcurrency;
   const count = /^[1-9][0-9]{0,3}$/.test(raw) ? Number(raw) : NaN;
@@ -290,6 +302,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     help:
       "most connections open at once from one address; more are closed at once (0: no limit)",
     parse: parseCount,
+  },
+  {
+    key: "ipv6Prefix",
+    flag: "ipv6-prefix",
+    env: "UPCASE_IPV6_PREFIX",
+    value: "BITS",
+    default: "64",
+    help:
+      "for --max-connections-per-ip, IPv6 clients count per /BITS network, 1-128",
+    parse: parsePrefix,
   },
   {
     key: "idleTimeout",

@@ -5,6 +5,8 @@ import { CidrSet } from "./cidr.ts";
 import { ConnectionTask } from "./connection_task.ts";
 import { formatAddr } from "./format_addr.ts";
 import { IdleSweeper } from "./idle_sweeper.ts";
+import { clientKey } from "./ip_address.ts";
+import { LimitLog } from "./limit_log.ts";
 import { listen, type ListenTarget } from "./listen.ts";
 import { setLongTimeout } from "./long_timeout.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
@@ -45,6 +47,14 @@ export interface ServeCommonOptions {
    * @default {0}
    */
   maxConnectionsPerIp?: number;
+  /**
+   * For `maxConnectionsPerIp`, how many leading bits of an IPv6 address
+   * name one client: a subscriber usually holds a whole /64 and can use any
+   * address in it. IPv4 clients count one address each.
+   *
+   * @default {64}
+   */
+  ipv6Prefix?: number;
   /**
    * Milliseconds without a byte in either direction before a connection is
    * closed; 0 turns the timeout off.
@@ -179,6 +189,8 @@ export interface UpcaseServer<
   readonly finished: Promise<DrainSummary>;
   /** How many connections are open now. */
   readonly activeConnections: number;
+  /** True from the start of a shutdown on: the server no longer accepts. */
+  readonly draining: boolean;
   /**
    * Stops accepting, lets open connections finish until the drain timeout,
    * then closes the rest. Calling it again returns the same promise.
@@ -278,6 +290,7 @@ export function serve(
     drainTimeout = 10_000,
     maxConnections = 0,
     maxConnectionsPerIp = 0,
+    ipv6Prefix = 64,
     idleTimeout = 300_000,
     proxyProtocol = false,
     proxyTrusted = DEFAULT_PROXY_TRUSTED,
@@ -302,6 +315,12 @@ export function serve(
   sweeper?.start();
   let nextId = 1;
   let slotFreed: PromiseWithResolvers<void> | undefined;
+  const limitLog = new LimitLog({ logger: log, limit: maxConnections });
+  // The key a per-address slot is counted under; none without that limit,
+  // so that the default path parses no address.
+  const keyOf = maxConnectionsPerIp > 0
+    ? (host: string) => clientKey(host, ipv6Prefix)
+    : () => undefined;
   let refused = 0;
   let refusalLoggedAt = -Infinity;
   const stats = new ServerStats();
@@ -367,7 +386,9 @@ export function serve(
     // Behind a balancer the per-address limit waits for the real address,
     // which the connection's own task reads, so a slow header never holds
     // up accept.
-    const counted = proxyProtocol ? undefined : host;
+    const counted = proxyProtocol || host === undefined
+      ? undefined
+      : keyOf(host);
     const admission = limits.acquire(counted);
     if (typeof admission === "string") admitted(conn, counted, admission);
     else holdUntilAdmitted(conn, counted, admission);
@@ -425,7 +446,8 @@ export function serve(
           unicode,
           handshakeTimeout,
           proxy: {
-            admit(real) {
+            admit(host) {
+              const real = host === undefined ? undefined : keyOf(host);
               if (real === undefined) return true;
               const settle = (ok: boolean) => {
                 if (ok) holds = real;
@@ -458,20 +480,31 @@ export function serve(
   function waitForCapacity(): Promise<void> | undefined {
     if (sharedLimits) return sharedLimits.waitForCapacity();
     if (maxConnections === 0 || active.size < maxConnections) return undefined;
-    log.warning(
-      "connection limit of {limit} reached; accepting again when one closes",
-      {
-        limit: maxConnections,
-      },
-    );
+    limitLog.reached(limitLog.pauses === 0 ? busiestClient() : undefined);
     slotFreed = Promise.withResolvers();
     stats.paused = true;
     return slotFreed.promise.then(() => {
       stats.paused = false;
-      if (!closing.signal.aborted) {
-        log.info("a connection closed; accepting again");
-      }
+      if (!closing.signal.aborted) limitLog.freed();
     });
+  }
+
+  // Who fills the slots, for the limit's warning: the client (an IPv6 /64
+  // as one) with the most open connections. Once per episode, so the scan
+  // costs nothing under churn.
+  function busiestClient(): string {
+    const counts = new Map<string, number>();
+    let top = "";
+    let most = 0;
+    for (const task of active.values()) {
+      const key = task.peerHost === "unix"
+        ? "unix"
+        : clientKey(task.peerHost, ipv6Prefix);
+      const n = (counts.get(key) ?? 0) + 1;
+      counts.set(key, n);
+      if (n > most) [top, most] = [key, n];
+    }
+    return `${top} with ${most} of ${active.size}`;
   }
 
   const loop = acceptLoop(listener, {
@@ -522,6 +555,7 @@ export function serve(
       await Promise.all(left.map((t) => t.done));
     }
     sweeper?.stop();
+    limitLog[Symbol.dispose]();
     const summary = { drained: open.length - cut, cut };
     log.info("shutdown complete: {drained} drained, {cut} cut", summary);
     return summary;
@@ -599,6 +633,9 @@ export function serve(
     finished,
     get activeConnections() {
       return active.size;
+    },
+    get draining() {
+      return closing.signal.aborted;
     },
     shutdown,
     reloadTls,

@@ -127,6 +127,7 @@ class Supervisor {
       log.info("all workers have exited");
       return this.#failed ? 1 : 0;
     } finally {
+      this.#broker?.[Symbol.dispose]();
       await admin?.shutdown();
       unwire();
     }

@@ -52,9 +52,9 @@ async function fetchSnapshot(port: number): Promise<StatsSnapshot | undefined> {
  * Serves the admin endpoint of a supervisor: the same paths as a single
  * server's, with totals across the workers. Each request first fetches
  * every worker's `/status.json` and adds them up, so the counters are exact
- * at that moment. `/readyz` says `paused` while the whole server is at
- * `--max-connections`, or when no worker answers; while the supervisor shuts
- * down, `draining`.
+ * at that moment. `/readyz` is 503 `draining` while the supervisor shuts
+ * down, and `ready` otherwise; a server at `--max-connections`, or with no
+ * worker answering, shows as paused on `/metrics` and the status page.
  *
  * @param options Where to listen, and how to reach the workers.
  * @returns the running admin server.
@@ -69,6 +69,9 @@ export function serveSupervisorAdmin(
     settings: options.settings,
     stats: () => current,
     finished: options.finished.then(() => ({ drained: 0, cut: 0 })),
+    get draining() {
+      return options.draining();
+    },
   }, { workers: options.workers });
   // The limits are the whole server's, kept by the supervisor: no worker
   // knows whether the server is full.

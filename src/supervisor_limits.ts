@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { AddressLimit } from "./address_limit.ts";
+import { LimitLog } from "./limit_log.ts";
 import type { SupervisorMessage, WorkerMessage } from "./worker_protocol.ts";
 
 const log = getLogger(["upcase", "supervisor"]);
@@ -48,7 +49,7 @@ interface Holdings {
  * import { LimitBroker } from "./supervisor_limits.ts";
  *
  * const sent: string[] = [];
- * const broker = new LimitBroker({
+ * using broker = new LimitBroker({
  *   maxConnections: 1,
  *   maxConnectionsPerIp: 0,
  *   workers: 2,
@@ -79,6 +80,7 @@ export class LimitBroker {
   #free: number;
   #reclaiming = false;
   #full = false;
+  readonly #limitLog: LimitLog;
 
   /** @param options The limits, the workers, and how to answer them. */
   constructor(options: LimitBrokerOptions) {
@@ -87,6 +89,15 @@ export class LimitBroker {
     this.#workers = options.workers;
     this.#addresses = new AddressLimit(options.maxConnectionsPerIp);
     this.#send = options.send;
+    this.#limitLog = new LimitLog({
+      logger: log,
+      limit: options.maxConnections,
+    });
+  }
+
+  /** Ends the limit's log episode, if one is under way, without a line. */
+  [Symbol.dispose](): void {
+    this.#limitLog[Symbol.dispose]();
   }
 
   /** Connections accepted by a worker and waiting for a slot. */
@@ -235,10 +246,7 @@ export class LimitBroker {
       // Full for real once every worker has given back what it could.
       if (this.#unanswered.size === 0 && !this.#full) {
         this.#full = true;
-        log.warning(
-          "connection limit of {limit} reached across the workers; new clients wait until one closes",
-          { limit: this.#max },
-        );
+        this.#limitLog.reached();
       }
       return;
     }
@@ -250,7 +258,7 @@ export class LimitBroker {
     }
     if (this.#full) {
       this.#full = false;
-      log.info("a connection closed; accepting again");
+      this.#limitLog.freed();
     }
   }
 }

@@ -24,6 +24,7 @@ Deno.test("parseConfig gives the documented defaults", () => {
     drainTimeout: 10,
     maxConnections: 0,
     maxConnectionsPerIp: 0,
+    ipv6Prefix: 64,
     idleTimeout: 300,
     handshakeTimeout: 10,
     admin: undefined,

@@ -25,11 +25,13 @@ function broker(maxConnections: number, maxConnectionsPerIp: number) {
   limits.workerStarted(2);
   // What it sent since the last look.
   const take = () => sent.splice(0);
-  return { limits, take };
+  // Ends the limit's log episode, whose quiet timer would outlive the test.
+  return { limits, take, [Symbol.dispose]: () => limits[Symbol.dispose]() };
 }
 
 Deno.test("LimitBroker leases each worker a share of the free slots", () => {
-  const { limits, take } = broker(8, 0);
+  using fixture = broker(8, 0);
+  const { limits, take } = fixture;
   limits.receive(1, { kind: "acquire", id: 1 });
   limits.receive(2, { kind: "acquire", id: 1 });
   limits.receive(1, { kind: "acquire", id: 2 });
@@ -39,7 +41,8 @@ Deno.test("LimitBroker leases each worker a share of the free slots", () => {
 });
 
 Deno.test("LimitBroker reclaims unused slots for a waiting request, and serves waiters first come first served across workers", () => {
-  const { limits, take } = broker(2, 0);
+  using fixture = broker(2, 0);
+  const { limits, take } = fixture;
   limits.receive(1, { kind: "acquire", id: 1 });
   limits.receive(1, { kind: "acquire", id: 2 });
   limits.receive(2, { kind: "acquire", id: 1 });
@@ -67,7 +70,8 @@ Deno.test("LimitBroker reclaims unused slots for a waiting request, and serves w
 });
 
 Deno.test("LimitBroker checks the per-address limit when a waiting request gets its slot", () => {
-  const { limits, take } = broker(1, 1);
+  using fixture = broker(1, 1);
+  const { limits, take } = fixture;
   limits.receive(1, { kind: "acquire", id: 1, host: "10.0.0.1" });
   limits.receive(2, { kind: "acquire", id: 1, host: "10.0.0.1" });
   limits.receive(2, { kind: "acquire", id: 2, host: "10.0.0.3" });
@@ -83,7 +87,8 @@ Deno.test("LimitBroker checks the per-address limit when a waiting request gets 
 });
 
 Deno.test("LimitBroker counts the real clients that PROXY headers name across workers", () => {
-  const { limits, take } = broker(0, 1);
+  using fixture = broker(0, 1);
+  const { limits, take } = fixture;
   limits.receive(1, { kind: "address", id: 1, host: "10.0.0.1" });
   limits.receive(2, { kind: "address", id: 1, host: "10.0.0.1" });
   limits.receive(2, { kind: "address", id: 2, host: "10.0.0.2" });
@@ -94,7 +99,8 @@ Deno.test("LimitBroker counts the real clients that PROXY headers name across wo
 });
 
 Deno.test("LimitBroker takes back what a worker that died held, and drops its waiting requests", () => {
-  const { limits, take } = broker(1, 1);
+  using fixture = broker(1, 1);
+  const { limits, take } = fixture;
   limits.receive(1, { kind: "acquire", id: 1, host: "10.0.0.1" });
   limits.receive(1, { kind: "acquire", id: 2, host: "10.0.0.2" });
   limits.receive(2, { kind: "acquire", id: 1, host: "10.0.0.1" });
@@ -118,7 +124,8 @@ Deno.test("LimitBroker takes back what a worker that died held, and drops its wa
 });
 
 Deno.test("LimitBroker tells a worker that starts while a request waits to give back freed slots", () => {
-  const { limits, take } = broker(1, 0);
+  using fixture = broker(1, 0);
+  const { limits, take } = fixture;
   limits.receive(1, { kind: "acquire", id: 1 });
   limits.receive(1, { kind: "acquire", id: 2 });
   take();

@@ -139,7 +139,8 @@ async function servesExactly(max: number, n: number): Promise<void> {
   assertEquals([full.workers, full.settings.maxConnections], [2, max]);
   assertEquals([full.activeTotal, full.stats.paused], [max, true]);
   assertAccountedFor(full.stats);
-  assertEquals((await get(admin, "/readyz")).body, "paused");
+  // Full is not unready: the pause shows on /metrics and the status page.
+  assertEquals((await get(admin, "/readyz")).body, "ready");
   const metrics = parseMetrics((await get(admin, "/metrics")).body);
   assertEquals(sample(metrics, "upcase_connections_active"), max);
   assertEquals(sample(metrics, "upcase_accepting_paused"), 1);
