@@ -1,7 +1,11 @@
 import { upcaseAsciiPrefix } from "./ascii_scan.ts";
 import { upcaseAsciiInPlace } from "./ascii_upcase.ts";
 import { upcaseSimdInPlace, upcaseSimdPrefix } from "./simd_upcase.ts";
-import { upperCaseLongWords, upperCaseOf } from "./upper_case_of.ts";
+import {
+  upperCaseLongWords,
+  upperCaseOf,
+  upperCaseOfPair,
+} from "./upper_case_of.ts";
 
 /**
  * Most bytes out per byte in: `ΐ` (U+0390) and `ΰ` (U+03B0) are 2 bytes of
@@ -10,9 +14,10 @@ import { upperCaseLongWords, upperCaseOf } from "./upper_case_of.ts";
 const MAX_GROWTH = 3;
 /**
  * The scratch output is kept for the next call up to this size: what the
- * largest read (64 KiB) and a carried partial character can grow to.
+ * largest read (64 KiB) and a carried partial character can grow to, and 6
+ * spare bytes.
  */
-const SCRATCH_KEEP = MAX_GROWTH * (64 * 1024 + 3);
+const SCRATCH_KEEP = MAX_GROWTH * (64 * 1024 + 3) + 6;
 let scratch = new Uint8Array(0);
 
 /**
@@ -63,24 +68,32 @@ function mapInPlace(
 ): { output: Uint8Array; rest: number } {
   const n = bytes.length;
   while (i < n) {
+    const b = bytes[i]!;
     // ASCII is done, and a byte that cannot start a sequence (a stray
     // continuation byte, C0, C1, F5 to FF) passes through as it is: one test
     // for both, so that invalid bytes cost what ASCII does.
-    if (bytes[i]! - 0xc2 >>> 0 > 0xf4 - 0xc2) {
+    if (b - 0xc2 >>> 0 > 0xf4 - 0xc2) {
       i++;
       continue;
     }
-    const decoded = decodeAt(bytes, i);
-    if (decoded <= 0) {
-      // So does a lead byte whose sequence is invalid; a cut-off end waits.
+    let upper: number;
+    let length = 2;
+    if (b < 0xe0 && i + 1 < n) {
+      upper = upperCaseOfPair(b, bytes[i + 1]!);
+    } else {
+      const decoded = decodeAt(bytes, i);
+      // A cut-off end waits for the next chunk.
       if (decoded === 0) return { output: bytes.subarray(0, i), rest: n - i };
+      length = decoded & 7;
+      upper = decoded < 0 ? -2 : upperCaseOf(decoded >>> 3);
+    }
+    // Below -1: a lead byte whose sequence is invalid, which passes through;
+    // -1: a character that stays. (A test against an imported constant
+    // measured 5% slower: V8 loads an import's value on every use.)
+    if (upper < -1) {
       i++;
       continue;
     }
-    const length = decoded & 7;
-    // Negative when it stays; a test against an imported constant instead
-    // measured 5% slower, since V8 loads an import's value on every use.
-    const upper = upperCaseOf(decoded >>> 3);
     if (upper >= 0) {
       if (upper >>> 24 !== length) return mapCopying(bytes, i);
       if (length === 4) {
@@ -124,15 +137,24 @@ function mapCopying(
   let i = from;
   while (i < n) {
     const b = bytes[i]!;
-    const decoded = b - 0xc2 >>> 0 > 0xf4 - 0xc2 ? -1 : decodeAt(bytes, i);
-    if (decoded <= 0) {
+    let upper = -2;
+    let length = 2;
+    if (b - 0xc2 >>> 0 < 0xe0 - 0xc2 && i + 1 < n) {
+      upper = upperCaseOfPair(b, bytes[i + 1]!);
+    } else if (b - 0xc2 >>> 0 <= 0xf4 - 0xc2) {
+      const decoded = decodeAt(bytes, i);
       if (decoded === 0) break;
+      if (decoded > 0) {
+        length = decoded & 7;
+        upper = upperCaseOf(decoded >>> 3);
+      }
+    }
+    if (upper < -1) {
+      // ASCII, or a byte that starts no valid sequence: as it is.
       out[o++] = b;
       i++;
       continue;
     }
-    const length = decoded & 7;
-    const upper = upperCaseOf(decoded >>> 3);
     if (upper < 0) {
       for (let k = 0; k < length; k++) out[o + k] = bytes[i + k]!;
       o += length;
