@@ -8,7 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { resolve } from "node:path";
 import { type Config, parseConfig } from "./src/config.ts";
-import { setupLogging } from "./src/logging.ts";
+import { flushLogs, setupLogging } from "./src/logging.ts";
 import {
   hasNetPermission,
   missingPermissions,
@@ -18,15 +18,14 @@ import { type AdminServer, serveAdmin } from "./src/admin_server.ts";
 import { serve, type UpcaseServer } from "./src/serve.ts";
 import { wireReload, wireSignals } from "./src/signals.ts";
 import { superviseFromConfig } from "./src/supervisor_cli.ts";
-import { watchSupervisor } from "./src/worker.ts";
+import { SupervisorLink } from "./src/worker.ts";
 import { takeWorkerId } from "./src/worker_command.ts";
-import { workerReport } from "./src/worker_report.ts";
 import {
   describeStartupError,
   NET_PERMISSION_MESSAGE,
 } from "./src/startup_error.ts";
 import { readTlsFiles, type TlsPem } from "./src/tls_pem.ts";
-import { clearStaleSocket } from "./src/unix_socket.ts";
+import { claimSocketPath, type SocketClaim } from "./src/unix_socket.ts";
 import { usage } from "./src/usage.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -97,17 +96,21 @@ async function main(commandLine: string[]): Promise<number> {
       return 1;
     }
   }
+  let claim: SocketClaim | undefined;
   if (unixPath !== undefined) {
     try {
-      if (await clearStaleSocket(unixPath)) {
-        log.info("removed the stale socket file {path}", { path: unixPath });
-      }
+      claim = await claimSocketPath(unixPath);
     } catch (err) {
       const message = describeStartupError(err, { path: unixPath });
       printLine(Deno.stderr, `upcase: ${message}`);
       return 1;
     }
+    if (claim.removedStale) {
+      log.info("removed the stale socket file {path}", { path: unixPath });
+    }
   }
+  // Held until main returns, after the server has stopped listening.
+  using _claim = claim;
 
   // Wired before the server listens, so that a signal sent as soon as it
   // reports ready is not met by the default action.
@@ -116,7 +119,12 @@ async function main(commandLine: string[]): Promise<number> {
   // A Unix socket's file goes when the listener closes, which is the first
   // step of every shutdown, so a second signal's exit finds it gone too.
   const unwireSignals = wireSignals(() => stop.abort(), config.drainTimeout);
-  if (workerId !== undefined) watchSupervisor(() => stop.abort());
+  // A worker of --workers: its supervisor tells it to stop, and keeps the
+  // whole server's connection limits.
+  const link = workerId === undefined ? undefined : new SupervisorLink({
+    onStop: () => stop.abort(),
+    onGone: () => stop.abort(),
+  });
   const unwireReload = tlsFiles
     ? wireReload(async () => {
       try {
@@ -140,9 +148,15 @@ async function main(commandLine: string[]): Promise<number> {
     drainTimeout: config.drainTimeout * 1000,
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
+    ipv6Prefix: config.ipv6Prefix,
     idleTimeout: config.idleTimeout * 1000,
+    handshakeTimeout: config.handshakeTimeout * 1000,
     proxyProtocol: config.proxyProtocol,
     proxyTrusted: config.proxyTrusted,
+    // Only a limit that is set costs the workers a message per connection.
+    ...(link && (config.maxConnections > 0 || config.maxConnectionsPerIp > 0)
+      ? { sharedLimits: link.limits(config) }
+      : {}),
   };
   try {
     server = unixPath !== undefined
@@ -173,10 +187,10 @@ async function main(commandLine: string[]): Promise<number> {
         server,
         // A worker tells the supervisor where to fetch its totals, and lists
         // every connection so that the summed gauge is exact.
-        ...(workerId !== undefined
+        ...(link
           ? {
             onListen: (addr: Deno.NetAddr) =>
-              printLine(Deno.stdout, workerReport(addr.port)),
+              link.send({ kind: "ready", adminPort: addr.port }),
             connectionLimit: Number.MAX_SAFE_INTEGER,
           }
           : {}),
@@ -205,4 +219,8 @@ async function main(commandLine: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  await flushLogs();
+  Deno.exit(code);
+}

@@ -7,7 +7,7 @@ import { VERSION } from "./version.ts";
 /** What the admin endpoint reads from a running server. */
 export type AdminTarget = Pick<
   UpcaseServer,
-  "addr" | "settings" | "stats" | "finished"
+  "addr" | "settings" | "stats" | "finished" | "draining"
 >;
 
 /** Options for {@linkcode adminHandler}. */
@@ -25,6 +25,11 @@ export interface AdminHandlerOptions {
    * @default {500}
    */
   connectionLimit?: number;
+  /**
+   * With `--workers`, how many: `/status.json` then says so, and its limits
+   * and totals are the whole server's.
+   */
+  workers?: number;
 }
 
 const METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -90,6 +95,7 @@ export function adminHandler(
   const {
     info = { version: VERSION, deno: Deno.version.deno },
     connectionLimit = 500,
+    workers,
   } = options;
   let stopped = false;
   const stop = () => void (stopped = true);
@@ -103,18 +109,20 @@ export function adminHandler(
     // Alive until the data server has stopped for good; a drain still
     // serves the connections it has.
     "/healthz": () => stopped ? text("stopped", 503) : text("ok"),
-    "/readyz": () => {
-      const { draining, paused } = server.stats();
-      if (draining || stopped) return text("draining", 503);
-      if (paused) return text("paused", 503);
-      return text("ready");
-    },
+    // Draining, and nothing else: at --max-connections the server still
+    // serves, and one client that fills the slots must not take every
+    // instance out of the balancer's rotation in turn. A pause shows on
+    // /metrics and the status page. This is cheap, and is asked every few
+    // seconds: no snapshot of the connections.
+    "/readyz": () =>
+      server.draining || stopped ? text("draining", 503) : text("ready"),
     "/status.json": () => {
       const stats = server.stats();
       const body = {
         ...info,
         addr: formatAddr(server.addr),
         settings: server.settings,
+        ...(workers === undefined ? {} : { workers }),
         stopped,
         activeTotal: stats.active.length,
         stats: { ...stats, active: stats.active.slice(0, connectionLimit) },

@@ -4,12 +4,21 @@ import {
   type AdminHandlerOptions,
   type AdminTarget,
 } from "./admin_handler.ts";
+import { CidrSet } from "./cidr.ts";
 import { formatAddr } from "./format_addr.ts";
+import {
+  type HttpServeLimits,
+  type HttpServer,
+  serveHttp,
+} from "./http_server.ts";
 
 const log = getLogger(["upcase", "admin"]);
 
+const LOOPBACK = CidrSet.parse("127.0.0.0/8,::1/128");
+
 /** Options for {@linkcode serveAdmin}. */
-export interface AdminServeOptions extends AdminHandlerOptions {
+export interface AdminServeOptions
+  extends AdminHandlerOptions, HttpServeLimits {
   /** The address to listen on. */
   hostname: string;
   /** The port to listen on; 0 picks a free one. */
@@ -23,22 +32,43 @@ export interface AdminServeOptions extends AdminHandlerOptions {
 }
 
 /** A running admin endpoint, as returned by {@linkcode serveAdmin}. */
-export interface AdminServer extends AsyncDisposable {
-  /** The address it listens on, with the real port. */
-  readonly addr: Deno.NetAddr;
-  /** Settles once it has stopped. */
-  readonly finished: Promise<void>;
-  /** Stops accepting, lets requests in flight finish, then closes. */
-  shutdown(): Promise<void>;
+export type AdminServer = HttpServer;
+
+/**
+ * Warns, once at start, when an admin endpoint listens on an address other
+ * machines can reach: it has no authentication, and it shows every
+ * client's address.
+ *
+ * @param addr The address the endpoint listens on.
+ * @returns whether it warned.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { warnIfExposed } from "./admin_server.ts";
+ *
+ * assertEquals(warnIfExposed({ transport: "tcp", hostname: "::1", port: 9090 }), false);
+ * ```
+ */
+export function warnIfExposed(addr: Deno.NetAddr): boolean {
+  if (LOOPBACK.has(addr.hostname)) return false;
+  log.warning(
+    "the admin endpoint on {address} is not on a loopback address: anyone who can reach it, without authentication, sees every client's address and the connection table; limit who can reach the port (a firewall, a Kubernetes NetworkPolicy) or bind it to 127.0.0.1",
+    { address: formatAddr(addr) },
+  );
+  return true;
 }
 
 /**
- * Serves the admin endpoint over HTTP with `Deno.serve`, on its own port:
- * `/metrics`, `/healthz`, `/readyz`, `/status.json` and the status page.
- * It is independent of the data server's lifetime, so that it can report a
- * drain while one runs; shut it down after the data server has finished.
+ * Serves the admin endpoint over HTTP, on its own port: `/metrics`,
+ * `/healthz`, `/readyz`, `/status.json` and the status page. It is
+ * independent of the data server's lifetime, so that it can report a drain
+ * while one runs; shut it down after the data server has finished. It runs
+ * on {@linkcode serveHttp}, which survives running out of descriptors and
+ * caps what clients can hold; on an address that is not loopback it warns.
  *
- * @param options Where to listen, the server to report on, and how to stop.
+ * @param options Where to listen, the server to report on, the limits, and
+ * how to stop.
  * @returns the running admin server.
  *
  * @example Scrape the metrics
@@ -55,36 +85,34 @@ export interface AdminServer extends AsyncDisposable {
  * ```
  */
 export function serveAdmin(options: AdminServeOptions): AdminServer {
-  const { hostname, port, server, signal, onListen, ...handlerOptions } =
-    options;
-  const handler = adminHandler(server, handlerOptions);
-  const http = Deno.serve({
+  const {
     hostname,
     port,
-    ...(signal ? { signal } : {}),
-    // Deno.serve's default would print to the console.
-    onListen: onListen ??
-      ((addr) =>
-        log.info("admin listening on {address}", {
-          address: formatAddr(addr),
-        })),
-    onError(err) {
-      log.error("admin request failed: {error}", {
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return new Response("internal error", { status: 500 });
-    },
-    handler,
+    server,
+    signal,
+    onListen,
+    info,
+    connectionLimit,
+    ...limits
+  } = options;
+  const handler = adminHandler(server, {
+    ...(info ? { info } : {}),
+    ...(connectionLimit === undefined ? {} : { connectionLimit }),
   });
-  let stopping: Promise<void> | undefined;
-  function shutdown(): Promise<void> {
-    stopping ??= http.shutdown();
-    return stopping;
+  const http = serveHttp({
+    ...limits,
+    hostname,
+    port,
+    handler,
+    log,
+    ...(signal ? { signal } : {}),
+  });
+  if (onListen) onListen(http.addr);
+  else {
+    log.info("admin listening on {address}", {
+      address: formatAddr(http.addr),
+    });
   }
-  return {
-    addr: http.addr,
-    finished: http.finished,
-    shutdown,
-    [Symbol.asyncDispose]: shutdown,
-  };
+  warnIfExposed(http.addr);
+  return http;
 }

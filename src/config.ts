@@ -25,8 +25,12 @@ export interface Config {
   maxConnections: number;
   /** Most connections open at once from one address; 0 means no limit. */
   maxConnectionsPerIp: number;
+  /** Leading bits of an IPv6 address that name one client for that limit. */
+  ipv6Prefix: number;
   /** Seconds without traffic before a connection is closed; 0 turns it off. */
   idleTimeout: number;
+  /** Seconds for the TLS handshake or the PROXY header; 0 turns it off. */
+  handshakeTimeout: number;
   /** Where the admin HTTP endpoint listens; off when undefined. */
   admin: HostPort | undefined;
   /** PEM certificate file; with `tlsKey`, the data port speaks TLS. */
@@ -114,14 +118,32 @@ function parseCount(raw: string, name: string): number {
   return count;
 }
 
-function parseChoice<T extends string>(choices: readonly T[]) {
+function parseChoice<T extends string>(
+  choices: readonly T[],
+  aliases: Readonly<Record<string, T>> = {},
+) {
   return (raw: string, name: string): T => {
     if ((choices as readonly string[]).includes(raw)) return raw as T;
+    const alias = aliases[raw];
+    if (alias !== undefined) return alias;
     throw new RangeError(
-      cannot(name, raw, `is not one of ${choices.join(", ")}`),
+      cannot(name, raw, `is not one of ${describeChoices(choices, aliases)}`),
     );
   };
 }
+
+function describeChoices(
+  choices: readonly string[],
+  aliases: Readonly<Record<string, string>>,
+): string {
+  return choices.map((choice) => {
+    const also = Object.keys(aliases).filter((a) => aliases[a] === choice);
+    return also.length > 0 ? `${choice} (or ${also.join(", ")})` : choice;
+  }).join(", ");
+}
+
+// Operators type "warn" as often as "warning".
+const LOG_LEVEL_ALIASES = { warn: "warning" } as const;
 
 const TRUE_WORDS = ["1", "true", "yes", "on"];
 const FALSE_WORDS = ["0", "false", "no", "off", ""];
@@ -149,8 +171,7 @@ function parseHost(raw: string, name: string): string {
   return raw;
 }
 
-function parseHostPort(raw: string, name: string): HostPort | undefined {
-  if (raw === "") return undefined;
+function parseHostPort(raw: string, name: string): HostPort {
   const m = /^(?:\[([^\]]+)\]|([^:\[\]\s]+)):(\d+)$/.exec(raw);
   if (!m) {
     throw new TypeError(
@@ -162,6 +183,16 @@ function parseHostPort(raw: string, name: string): HostPort | undefined {
     );
   }
   return { hostname: (m[1] ?? m[2])!, port: parsePort(m[3]!, name) };
+}
+
+function parsePrefix(raw: string, name: string): number {
+  const bits = /^[1-9][0-9]{0,2}$/.test(raw) ? Number(raw) : NaN;
+  if (!(bits >= 1 && bits <= 128)) {
+    throw new RangeError(
+      cannot(name, raw, "is not a prefix length from 1 to 128 (such as 64)"),
+    );
+  }
+  return bits;
 }
 
 function parseWorkers(raw: string, name: string): number {
@@ -183,8 +214,13 @@ function parseCidrs(raw: string, name: string): CidrSet {
   }
 }
 
-function parsePath(raw: string): string | undefined {
-  return raw === "" ? undefined : raw;
+function parsePath(raw: string, name: string): string {
+  if (raw === "") {
+    throw new TypeError(
+      cannot(name, raw, "is empty; give a path, or leave the option out"),
+    );
+  }
+  return raw;
 }
 
 /** Every option, in the order the usage text lists them. */
@@ -223,8 +259,10 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: "UPCASE_LOG_LEVEL",
     value: "LEVEL",
     default: "info",
-    help: `least severe level logged: ${LOG_LEVELS.join(", ")}`,
-    parse: parseChoice(LOG_LEVELS),
+    help: `least severe level logged: ${
+      describeChoices(LOG_LEVELS, LOG_LEVEL_ALIASES)
+    }`,
+    parse: parseChoice(LOG_LEVELS, LOG_LEVEL_ALIASES),
   },
   {
     key: "logFormat",
@@ -266,6 +304,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parseCount,
   },
   {
+    key: "ipv6Prefix",
+    flag: "ipv6-prefix",
+    env: "UPCASE_IPV6_PREFIX",
+    value: "BITS",
+    default: "64",
+    help:
+      "for --max-connections-per-ip, IPv6 clients count per /BITS network, 1-128",
+    parse: parsePrefix,
+  },
+  {
     key: "idleTimeout",
     flag: "idle-timeout",
     env: "UPCASE_IDLE_TIMEOUT",
@@ -273,6 +321,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "300",
     help:
       "close a connection after this long with no bytes either way (0: never)",
+    parse: parseSeconds,
+  },
+  {
+    key: "handshakeTimeout",
+    flag: "handshake-timeout",
+    env: "UPCASE_HANDSHAKE_TIMEOUT",
+    value: "SECONDS",
+    default: "10",
+    help:
+      "close a connection whose TLS handshake or PROXY header takes longer (0: never)",
     parse: parseSeconds,
   },
   {
@@ -438,14 +496,20 @@ export function parseConfig(
       config[option.key] = option.parse(flagValue, `--${option.flag}`);
     } else {
       const envValue = env(option.env);
-      config[option.key] = envValue === undefined
-        ? option.parse(option.default, "the default")
-        : option.parse(envValue, option.env);
+      // An empty default means the option is off, which no value can say.
+      config[option.key] = envValue !== undefined
+        ? option.parse(envValue, option.env)
+        : option.default === ""
+        ? undefined
+        : option.parse(option.default, "the default");
     }
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    const [given, missing] = config.tlsCert === undefined
+      ? ["--tls-key", "--tls-cert"]
+      : ["--tls-cert", "--tls-key"];
     throw new TypeError(
-      "Cannot use --tls-cert without --tls-key: give both PEM files, or neither",
+      `Cannot use ${given} without ${missing}: give both PEM files, or neither`,
     );
   }
   if (config.unix !== undefined && config.tlsCert !== undefined) {

@@ -12,13 +12,20 @@ export interface Duplex {
 /**
  * Why a connection ended: the client finished (`eof`), the peer reset or
  * broke the connection (`reset`), the server cut it while shutting down
- * (`shutdown`) or because no byte moved for too long (`idle`), or something
+ * (`shutdown`), because no byte moved for too long (`idle`) or because the
+ * TLS handshake did not finish in time (`handshake_timeout`), or something
  * else failed (`error`).
  */
-export type CloseReason = "eof" | "reset" | "shutdown" | "idle" | "error";
+export type CloseReason =
+  | "eof"
+  | "reset"
+  | "shutdown"
+  | "idle"
+  | "handshake_timeout"
+  | "error";
 
 /** The reasons a server can give when it cuts a connection. */
-export type CutReason = "shutdown" | "idle";
+export type CutReason = "shutdown" | "idle" | "handshake_timeout";
 
 /** What {@linkcode pipeConnection} reports when a connection ends. */
 export interface ConnectionResult {

@@ -7,6 +7,7 @@ import {
   type ProxyRejectReason,
   readProxyHeader,
 } from "./proxy_header_reader.ts";
+import { setLongTimeout } from "./long_timeout.ts";
 import { isReset } from "./reset_error.ts";
 import { Upcaser } from "./upcaser.ts";
 
@@ -18,21 +19,25 @@ export interface ConnectionTaskOptions {
   id: number;
   /** Uppercase with full Unicode case rules. */
   unicode: boolean;
+  /**
+   * Milliseconds the TLS handshake or the PROXY header may take; 0 for no
+   * deadline.
+   */
+  handshakeTimeout: number;
   /** Read a PROXY protocol header first, and serve the client it names. */
   proxy?: ConnectionProxyOptions;
 }
 
 /** How a {@linkcode ConnectionTask} reads a PROXY protocol header. */
 export interface ConnectionProxyOptions {
-  /** Milliseconds the whole header may take to arrive. */
-  timeout: number;
   /**
    * Called once the header is read, with the real client's host (undefined
    * for a Unix socket peer under a LOCAL header); `false` closes the
    * connection unserved, as `refused`. This is where the per-address limit
-   * applies, since only now is the real address known.
+   * applies, since only now is the real address known. With `--workers`
+   * the answer comes later, from the supervisor.
    */
-  admit: (host: string | undefined) => boolean;
+  admit: (host: string | undefined) => boolean | Promise<boolean>;
 }
 
 /** Why a task closed its connection without serving it. */
@@ -71,6 +76,7 @@ export class ConnectionTask {
   readonly #upcaser: Upcaser;
   readonly #conn: Deno.Conn;
   readonly #proxy: ConnectionProxyOptions | undefined;
+  readonly #handshakeTimeout: number;
   #cutReason: CutReason | undefined;
   #closed = false;
 
@@ -81,8 +87,9 @@ export class ConnectionTask {
    * @param options The connection's id and the case mode.
    */
   constructor(conn: Deno.Conn, options: ConnectionTaskOptions) {
-    const { id, unicode, proxy } = options;
+    const { id, unicode, proxy, handshakeTimeout } = options;
     this.id = id;
+    this.#handshakeTimeout = handshakeTimeout;
     const addr = conn.remoteAddr;
     this.#peer = formatAddr(addr);
     this.#peerHost = "hostname" in addr ? addr.hostname : this.#peer;
@@ -163,7 +170,9 @@ export class ConnectionTask {
   async #readHeader(
     proxy: ConnectionProxyOptions,
   ): Promise<Uint8Array | { rejected: TaskRejectReason; detail: string }> {
-    const read = await readProxyHeader(this.#conn, { timeout: proxy.timeout });
+    const read = await readProxyHeader(this.#conn, {
+      timeout: this.#handshakeTimeout,
+    });
     if (read.status === "rejected") {
       return { rejected: read.reason, detail: read.detail };
     }
@@ -178,7 +187,7 @@ export class ConnectionTask {
     const host = this.#via !== undefined || "hostname" in addr
       ? this.#peerHost
       : undefined;
-    if (!proxy.admit(host)) {
+    if (!(await proxy.admit(host))) {
       return { rejected: "refused", detail: "over the per-address limit" };
     }
     const { id, peer, via } = this;
@@ -194,6 +203,20 @@ export class ConnectionTask {
     return read.rest;
   }
 
+  // A client that opens TCP and never sends a ClientHello would otherwise
+  // hold its slot until the idle sweep, or for good without one.
+  async #handshake(conn: Deno.TlsConn): Promise<void> {
+    const ms = this.#handshakeTimeout;
+    const cancel = ms > 0
+      ? setLongTimeout(() => this.cut("handshake_timeout"), ms)
+      : () => {};
+    try {
+      await conn.handshake();
+    } finally {
+      cancel();
+    }
+  }
+
   async #run(): Promise<TaskResult> {
     let reason: ConnectionResult["reason"] = "eof";
     let error: unknown;
@@ -207,7 +230,7 @@ export class ConnectionTask {
       // certificate) is logged as what it is.
       if ("handshake" in conn && typeof conn.handshake === "function") {
         handshaking = true;
-        await (conn as Deno.TlsConn).handshake();
+        await this.#handshake(conn as Deno.TlsConn);
         handshaking = false;
       }
       let initial: Uint8Array | undefined;

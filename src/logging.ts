@@ -1,4 +1,11 @@
-import { configureSync, type LogRecord, type Sink } from "@logtape/logtape";
+import {
+  configureSync,
+  getLogger,
+  type LogRecord,
+  type Sink,
+} from "@logtape/logtape";
+import { escapeControls } from "./escape_controls.ts";
+import { LineQueue } from "./line_queue.ts";
 
 /** The log levels that `--log-level` accepts, from most to least verbose. */
 export const LOG_LEVELS = [
@@ -26,8 +33,6 @@ export interface LoggingOptions {
   write?: (line: string) => void;
 }
 
-const encoder = new TextEncoder();
-
 const LEVEL_LABELS: Record<LogRecord["level"], string> = {
   trace: "TRC",
   debug: "DBG",
@@ -38,15 +43,23 @@ const LEVEL_LABELS: Record<LogRecord["level"], string> = {
 };
 
 // LogTape's own formatters inspect every value, which costs about 25 µs a
-// line; these render values with String(), bare, as plain text.
+// line; these render values with String(), bare, as plain text. Values can
+// come from the network (a PROXY header's address, an error that quotes
+// input), so their control characters are escaped: a terminal that tails
+// the log must not act on them, and a CR or LF must not forge a line.
 function renderMessage(record: LogRecord): string {
   let text = "";
   const parts = record.message;
   for (let i = 0; i < parts.length; i++) {
-    text += i % 2 === 0 ? parts[i] as string : String(parts[i]);
+    text += i % 2 === 0 ? parts[i] as string : escapeControls(String(parts[i]));
   }
   return text;
 }
+
+// JSON.stringify escapes C0 controls and lone surrogates, but writes DEL and
+// the C1 controls as they are.
+const JSON_UNSAFE = /[\u007f-\u009f]/;
+const JSON_UNSAFE_ALL = /[\u007f-\u009f]/g;
 
 let lastTimestamp = NaN;
 let lastIso = "";
@@ -70,19 +83,46 @@ function formatTextLine(record: LogRecord): string {
 
 // Each value is also a field of its own, for log processors.
 function formatJsonLine(record: LogRecord): string {
-  return JSON.stringify({
+  const line = JSON.stringify({
     "@timestamp": isoTime(record.timestamp),
     level: record.level.toUpperCase(),
     logger: record.category.join("."),
     message: renderMessage(record),
     ...record.properties,
-  }) + "\n";
+  });
+  return (JSON_UNSAFE.test(line)
+    ? line.replace(
+      JSON_UNSAFE_ALL,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    )
+    : line) + "\n";
 }
 
-// Synchronous, so that nothing is lost when the process exits right after.
+// Asynchronous and bounded (see LineQueue): a reader that stalls must not
+// freeze serving. flushLogs() before an exit writes what is left.
+let stderrQueue: LineQueue | undefined;
+
 function writeStderr(line: string): void {
-  let bytes = encoder.encode(line);
-  while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+  stderrQueue ??= new LineQueue(Deno.stderr, {
+    onDropped: (dropped) =>
+      getLogger(["upcase", "log"]).warning(
+        "dropped {dropped} log lines while standard error was not being read",
+        { dropped },
+      ),
+  });
+  stderrQueue.push(line);
+}
+
+/**
+ * Waits until the log lines written so far have reached standard error, or
+ * `timeoutMs` has passed; call it before `Deno.exit`, which would lose them.
+ *
+ * @param timeoutMs The most to wait, so that a stalled reader cannot keep
+ * the process from exiting.
+ * @returns true when every line was written.
+ */
+export function flushLogs(timeoutMs = 2000): Promise<boolean> {
+  return stderrQueue?.flush(timeoutMs) ?? Promise.resolve(true);
 }
 
 /**

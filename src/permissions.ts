@@ -1,3 +1,4 @@
+import { socketLockPath } from "./unix_socket.ts";
 /**
  * Reads an environment variable if permission to read it was granted, and
  * otherwise treats it as unset, so that `--allow-env` stays optional and no
@@ -53,16 +54,16 @@ function granted(descriptor: Deno.PermissionDescriptor): boolean {
 export function missingPermissions(needs: PermissionNeeds): string | undefined {
   const { tlsFiles, unixPath } = needs;
   if (unixPath !== undefined) {
+    // The socket, and the lock file that guards it (see unix_socket.ts).
+    const paths = [unixPath, socketLockPath(unixPath)];
+    const all = (name: "read" | "write") =>
+      paths.every((path) => granted({ name, path }));
     const flags = [
       granted({ name: "net", host: `unix:${unixPath}` })
         ? ""
         : `--allow-net=unix:${unixPath}`,
-      granted({ name: "read", path: unixPath })
-        ? ""
-        : `--allow-read=${unixPath}`,
-      granted({ name: "write", path: unixPath })
-        ? ""
-        : `--allow-write=${unixPath}`,
+      all("read") ? "" : `--allow-read=${paths.join(",")}`,
+      all("write") ? "" : `--allow-write=${paths.join(",")}`,
     ].filter((flag) => flag !== "");
     if (flags.length > 0) {
       return `Listening on unix:${unixPath} is not allowed: run with ${

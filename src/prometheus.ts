@@ -97,7 +97,7 @@ export function renderMetrics(stats: StatsSnapshot, info: BuildInfo): string {
     family(
       "upcase_connections_accepted_total",
       "counter",
-      "Connections accepted, open or closed.",
+      "Connections accepted from the listener: open, closed, refused or rejected.",
       [[{}, stats.accepted]],
     ),
     family(

@@ -1,3 +1,4 @@
+import { setLongTimeout } from "./long_timeout.ts";
 import { parseProxyHeader, type ProxyHeader } from "./proxy_protocol.ts";
 
 /** Why a connection that should start with a PROXY header was turned away. */
@@ -29,9 +30,9 @@ export type ProxyRead =
 /** Options for {@linkcode readProxyHeader}. */
 export interface ReadProxyHeaderOptions {
   /**
-   * Milliseconds the whole header may take to arrive.
+   * Milliseconds the whole header may take to arrive; 0 for no deadline.
    *
-   * @default {3000}
+   * @default {10000}
    */
   timeout?: number;
 }
@@ -75,10 +76,12 @@ export async function readProxyHeader(
   conn: Deno.Conn,
   options: ReadProxyHeaderOptions = {},
 ): Promise<ProxyRead> {
-  const { timeout = 3000 } = options;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const { timeout = 10_000 } = options;
+  let cancelTimer = () => {};
   const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), timeout);
+    if (timeout > 0) {
+      cancelTimer = setLongTimeout(() => resolve("late"), timeout);
+    }
   });
   let received = new Uint8Array(0);
   try {
@@ -132,7 +135,7 @@ export async function readProxyHeader(
       received = next;
     }
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
   }
 }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatIpv6, parseIpv4, parseIpv6 } from "./ip_address.ts";
 
 /** An address and port from a PROXY header. */
 export interface ProxyAddress {
@@ -129,9 +130,9 @@ function parseV1(bytes: Uint8Array): ProxyParse {
     string,
   ];
   const parseIp = family === "TCP4"
-    ? parseIpv4
+    ? ipv4Text
     : family === "TCP6"
-    ? parseIpv6Text
+    ? ipv6Text
     : undefined;
   if (!parseIp) {
     return invalid(`v1 protocol "${family}" is not TCP4, TCP6 or UNKNOWN`);
@@ -164,24 +165,15 @@ function parsePortText(text: string): number | undefined {
   return port <= 65535 ? port : undefined;
 }
 
-function parseIpv4(text: string): string | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return undefined;
-  }
-  return text;
+// The text of a valid address, as the header wrote it for IPv4 and in the
+// canonical form for IPv6.
+function ipv4Text(text: string): string | undefined {
+  return parseIpv4(text) === undefined ? undefined : text;
 }
 
-function parseIpv6Text(text: string): string | undefined {
-  if (!/^[0-9a-fA-F:.]{2,45}$/.test(text)) return undefined;
-  try {
-    // The URL parser knows IPv6 syntax and gives the canonical form.
-    const host = new URL(`http://[${text}]/`).hostname;
-    return host.slice(1, -1);
-  } catch {
-    return undefined;
-  }
+function ipv6Text(text: string): string | undefined {
+  const bits = parseIpv6(text);
+  return bits === undefined ? undefined : formatIpv6(bits);
 }
 
 function parseV2(bytes: Uint8Array): ProxyParse {
@@ -239,9 +231,6 @@ function parseV2(bytes: Uint8Array): ProxyParse {
 }
 
 function ipv6At(view: DataView, at: number): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    groups.push(view.getUint16(at + 2 * i).toString(16));
-  }
-  return parseIpv6Text(groups.join(":"))!;
+  const bits = (view.getBigUint64(at) << 64n) | view.getBigUint64(at + 8);
+  return formatIpv6(bits);
 }

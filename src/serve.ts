@@ -5,8 +5,12 @@ import { CidrSet } from "./cidr.ts";
 import { ConnectionTask } from "./connection_task.ts";
 import { formatAddr } from "./format_addr.ts";
 import { IdleSweeper } from "./idle_sweeper.ts";
+import { clientKey } from "./ip_address.ts";
+import { LimitLog } from "./limit_log.ts";
 import { listen, type ListenTarget } from "./listen.ts";
+import { setLongTimeout } from "./long_timeout.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
+import type { Admission, SharedLimits } from "./shared_limits.ts";
 import { checkTlsPem, type TlsPem } from "./tls_pem.ts";
 
 const log = getLogger(["upcase", "server"]);
@@ -23,7 +27,7 @@ export interface ServeCommonOptions {
   unicode?: boolean;
   /**
    * How long a shutdown waits for open connections, in milliseconds, before
-   * it cuts them.
+   * it cuts them; any length, `Infinity` included, is waited out.
    *
    * @default {10000}
    */
@@ -44,6 +48,14 @@ export interface ServeCommonOptions {
    */
   maxConnectionsPerIp?: number;
   /**
+   * For `maxConnectionsPerIp`, how many leading bits of an IPv6 address
+   * name one client: a subscriber usually holds a whole /64 and can use any
+   * address in it. IPv4 clients count one address each.
+   *
+   * @default {64}
+   */
+  ipv6Prefix?: number;
+  /**
    * Milliseconds without a byte in either direction before a connection is
    * closed; 0 turns the timeout off.
    *
@@ -56,7 +68,7 @@ export interface ServeCommonOptions {
    * `send-proxy-v2`, and serve the client it names: logs, the status page
    * and `maxConnectionsPerIp` use that address. A connection from a source
    * outside `proxyTrusted` is closed at once; one whose header is malformed,
-   * cut short or later than `proxyHeaderTimeout` is closed too. Both are
+   * cut short or later than `handshakeTimeout` is closed too. Both are
    * counted in `stats().proxyRejected`. Not with TLS: the header comes
    * before the handshake, which Deno's TLS listener runs itself. Unix socket
    * clients are trusted, since the socket file's permissions already decide
@@ -72,13 +84,23 @@ export interface ServeCommonOptions {
    */
   proxyTrusted?: CidrSet;
   /**
-   * Milliseconds a trusted source has to send its whole PROXY header.
+   * Milliseconds a new connection has to finish its TLS handshake, or to
+   * send its whole PROXY header, whatever the idle timeout; a client that
+   * is late is closed (`handshake_timeout`, or a PROXY rejection with the
+   * reason `timeout`). Any length is waited out; 0 turns the deadline off.
    *
-   * @default {3000}
+   * @default {10000}
    */
-  proxyHeaderTimeout?: number;
+  handshakeTimeout?: number;
   /** Called for every failed accept, with how it was handled. */
   onAcceptError?: (kind: AcceptErrorKind, err: unknown) => void;
+  /**
+   * Limits kept for several processes that serve one port, as the workers
+   * of `--workers` do: `maxConnections` and `maxConnectionsPerIp` are then
+   * the whole server's, and these apply them instead of this server. A
+   * connection waits, accepted but unread, until they admit it.
+   */
+  sharedLimits?: SharedLimits;
 }
 
 /**
@@ -149,6 +171,8 @@ export interface ServerSettings {
   maxConnectionsPerIp: number;
   /** Milliseconds without traffic before a connection is closed (0: never). */
   idleTimeout: number;
+  /** Milliseconds for the TLS handshake or PROXY header (0: no deadline). */
+  handshakeTimeout: number;
 }
 
 /** A running server, as returned by {@linkcode serve}. */
@@ -165,6 +189,8 @@ export interface UpcaseServer<
   readonly finished: Promise<DrainSummary>;
   /** How many connections are open now. */
   readonly activeConnections: number;
+  /** True from the start of a shutdown on: the server no longer accepts. */
+  readonly draining: boolean;
   /**
    * Stops accepting, lets open connections finish until the drain timeout,
    * then closes the rest. Calling it again returns the same promise.
@@ -191,6 +217,22 @@ export interface UpcaseServer<
 const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 const DEFAULT_PROXY_TRUSTED = CidrSet.parse("127.0.0.0/8,::1/128");
+
+// This server's own per-address limit, in the shape of the shared one; its
+// own maxConnections pauses the accept loop instead.
+function addressLimits(
+  max: number,
+): Pick<SharedLimits, "acquire" | "acquireAddress" | "release"> {
+  const perAddress = new AddressLimit(max);
+  return {
+    acquire: (host) =>
+      host === undefined || perAddress.acquire(host) ? "admitted" : "refused",
+    acquireAddress: (host) => perAddress.acquire(host),
+    release(host) {
+      if (host !== undefined) perAddress.release(host);
+    },
+  };
+}
 
 function listenTarget(options: ServeOptions | ServeUnixOptions): ListenTarget {
   if ("path" in options) {
@@ -248,11 +290,13 @@ export function serve(
     drainTimeout = 10_000,
     maxConnections = 0,
     maxConnectionsPerIp = 0,
+    ipv6Prefix = 64,
     idleTimeout = 300_000,
     proxyProtocol = false,
     proxyTrusted = DEFAULT_PROXY_TRUSTED,
-    proxyHeaderTimeout = 3000,
+    handshakeTimeout = 10_000,
     onAcceptError,
+    sharedLimits,
   } = options;
   const target = listenTarget(options);
   if (proxyProtocol && target.transport === "tls") {
@@ -264,11 +308,19 @@ export function serve(
   const addr = listener.addr;
   const closing = new AbortController();
   const active = new Map<number, ConnectionTask>();
-  const perAddress = new AddressLimit(maxConnectionsPerIp);
+  const limits = sharedLimits ?? addressLimits(maxConnectionsPerIp);
+  // Accepted connections waiting for sharedLimits, and since when.
+  const waiting = new Map<Deno.Conn, number>();
   const sweeper = idleTimeout > 0 ? new IdleSweeper(idleTimeout) : undefined;
   sweeper?.start();
   let nextId = 1;
   let slotFreed: PromiseWithResolvers<void> | undefined;
+  const limitLog = new LimitLog({ logger: log, limit: maxConnections });
+  // The key a per-address slot is counted under; none without that limit,
+  // so that the default path parses no address.
+  const keyOf = maxConnectionsPerIp > 0
+    ? (host: string) => clientKey(host, ipv6Prefix)
+    : () => undefined;
   let refused = 0;
   let refusalLoggedAt = -Infinity;
   const stats = new ServerStats();
@@ -321,23 +373,70 @@ export function serve(
   }
 
   function handle(conn: Deno.Conn): void {
+    // Every connection the listener hands over counts, whatever happens to
+    // it next, so that accepted = open + waiting + closed + refused +
+    // rejected.
+    stats.accepted();
     // Unix peers have no address to count by.
     const remote = conn.remoteAddr;
     const host = "hostname" in remote ? remote.hostname : undefined;
     if (proxyProtocol && host !== undefined && !proxyTrusted.has(host)) {
       return rejectUntrusted(conn);
     }
+    // Behind a balancer the per-address limit waits for the real address,
+    // which the connection's own task reads, so a slow header never holds
+    // up accept.
+    const counted = proxyProtocol || host === undefined
+      ? undefined
+      : keyOf(host);
+    const admission = limits.acquire(counted);
+    if (typeof admission === "string") admitted(conn, counted, admission);
+    else holdUntilAdmitted(conn, counted, admission);
+  }
+
+  // The whole server's limits answer later (see SharedLimits); until then
+  // the client waits unread, as it would in the backlog.
+  function holdUntilAdmitted(
+    conn: Deno.Conn,
+    counted: string | undefined,
+    admission: Promise<Admission>,
+  ): void {
+    waiting.set(conn, performance.now());
+    stats.waiting = waiting.size;
+    void admission.then((answer) => {
+      const since = waiting.get(conn);
+      // Gone: the drain closed it meanwhile.
+      if (since === undefined) {
+        if (answer === "admitted") limits.release(counted);
+        return;
+      }
+      waiting.delete(conn);
+      stats.waiting = waiting.size;
+      if (answer === "closed" || closing.signal.aborted) {
+        if (answer === "admitted") limits.release(counted);
+        return closeWaiting(conn, since);
+      }
+      admitted(conn, counted, answer);
+    });
+  }
+
+  // Closed unserved at shutdown, like a client in the backlog when the
+  // listener closes: counted as closed, with the reason `shutdown`.
+  function closeWaiting(conn: Deno.Conn, since: number): void {
+    closeQuietly(conn);
+    const seconds = (performance.now() - since) / 1000;
+    stats.closed({ bytesIn: 0, bytesOut: 0, reason: "shutdown" }, seconds);
+  }
+
+  function admitted(
+    conn: Deno.Conn,
+    counted: string | undefined,
+    admission: Admission,
+  ): void {
+    if (admission === "refused") return refuse(conn);
+    if (admission === "closed") return closeWaiting(conn, performance.now());
     // The host whose per-address slot this connection holds.
-    let holds: string | undefined;
-    const admit = (h: string | undefined): boolean => {
-      if (h === undefined) return true;
-      if (!perAddress.acquire(h)) return false;
-      holds = h;
-      return true;
-    };
-    // Behind a balancer the limit waits for the real address, which the
-    // connection's own task reads, so a slow header never holds up accept.
-    if (!proxyProtocol && !admit(host)) return refuse(conn);
+    let holds = counted;
     const id = nextId++;
     const task = new ConnectionTask(
       conn,
@@ -345,18 +444,23 @@ export function serve(
         ? {
           id,
           unicode,
+          handshakeTimeout,
           proxy: {
-            timeout: proxyHeaderTimeout,
-            admit(real) {
-              if (admit(real)) return true;
-              countRefusal(task.peer);
-              return false;
+            admit(host) {
+              const real = host === undefined ? undefined : keyOf(host);
+              if (real === undefined) return true;
+              const settle = (ok: boolean) => {
+                if (ok) holds = real;
+                else countRefusal(task.peer);
+                return ok;
+              };
+              const ok = limits.acquireAddress(real);
+              return typeof ok === "boolean" ? settle(ok) : ok.then(settle);
             },
           },
         }
-        : { id, unicode },
+        : { id, unicode, handshakeTimeout },
     );
-    stats.accepted();
     active.set(task.id, task);
     sweeper?.add(task);
     task.done.then((result) => {
@@ -367,28 +471,40 @@ export function serve(
       }
       active.delete(task.id);
       sweeper?.delete(task);
-      if (holds !== undefined) perAddress.release(holds);
+      limits.release(holds);
       slotFreed?.resolve();
       slotFreed = undefined;
     });
   }
 
   function waitForCapacity(): Promise<void> | undefined {
+    if (sharedLimits) return sharedLimits.waitForCapacity();
     if (maxConnections === 0 || active.size < maxConnections) return undefined;
-    log.warning(
-      "connection limit of {limit} reached; accepting again when one closes",
-      {
-        limit: maxConnections,
-      },
-    );
+    limitLog.reached(limitLog.pauses === 0 ? busiestClient() : undefined);
     slotFreed = Promise.withResolvers();
     stats.paused = true;
     return slotFreed.promise.then(() => {
       stats.paused = false;
-      if (!closing.signal.aborted) {
-        log.info("a connection closed; accepting again");
-      }
+      if (!closing.signal.aborted) limitLog.freed();
     });
+  }
+
+  // Who fills the slots, for the limit's warning: the client (an IPv6 /64
+  // as one) with the most open connections. Once per episode, so the scan
+  // costs nothing under churn.
+  function busiestClient(): string {
+    const counts = new Map<string, number>();
+    let top = "";
+    let most = 0;
+    for (const task of active.values()) {
+      const key = task.peerHost === "unix"
+        ? "unix"
+        : clientKey(task.peerHost, ipv6Prefix);
+      const n = (counts.get(key) ?? 0) + 1;
+      counts.set(key, n);
+      if (n > most) [top, most] = [key, n];
+    }
+    return `${top} with ${most} of ${active.size}`;
   }
 
   const loop = acceptLoop(listener, {
@@ -416,18 +532,21 @@ export function serve(
       // Already closed.
     }
     await loop.catch(() => {});
+    for (const [conn, since] of waiting) closeWaiting(conn, since);
+    waiting.clear();
+    stats.waiting = 0;
     const open = [...active.values()];
     log.info(
       "shutting down: no longer accepting; draining {open} connections for up to {seconds} s",
       { open: open.length, seconds: drainTimeout / 1000 },
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancelTimer = () => {};
     const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), drainTimeout);
+      cancelTimer = setLongTimeout(() => resolve("timeout"), drainTimeout);
     });
     const all = Promise.all(open.map((t) => t.done));
     const outcome = await Promise.race([all, timedOut]);
-    clearTimeout(timer);
+    cancelTimer();
     let cut = 0;
     if (outcome === "timeout") {
       const left = [...active.values()];
@@ -436,6 +555,7 @@ export function serve(
       await Promise.all(left.map((t) => t.done));
     }
     sweeper?.stop();
+    limitLog[Symbol.dispose]();
     const summary = { drained: open.length - cut, cut };
     log.info("shutdown complete: {drained} drained, {cut} cut", summary);
     return summary;
@@ -507,11 +627,15 @@ export function serve(
       maxConnections,
       maxConnectionsPerIp,
       idleTimeout,
+      handshakeTimeout,
     },
     stats: () => stats.snapshot(active.values()),
     finished,
     get activeConnections() {
       return active.size;
+    },
+    get draining() {
+      return closing.signal.aborted;
     },
     shutdown,
     reloadTls,

@@ -21,6 +21,7 @@ const REASONS: readonly CloseReason[] = [
   "reset",
   "shutdown",
   "idle",
+  "handshake_timeout",
   "error",
 ];
 
@@ -62,7 +63,11 @@ export interface StatsSnapshot {
   active: ConnectionInfo[];
   /** Connections closed so far, by reason. */
   closed: Record<CloseReason, number>;
-  /** Connections accepted so far, open or closed. */
+  /**
+   * Connections the listener handed over so far, whatever became of them:
+   * the sum of those open, closed, refused and rejected for their PROXY
+   * header.
+   */
   accepted: number;
   /** Connections refused over the per-address limit. */
   refused: number;
@@ -82,6 +87,13 @@ export interface StatsSnapshot {
   draining: boolean;
   /** Whether the server has paused accepting at its connection limit. */
   paused: boolean;
+  /**
+   * Connections accepted and waiting, unread, for a slot under limits shared
+   * with other processes (`--workers`); without them, clients over
+   * `--max-connections` wait in the kernel's backlog, where they cannot be
+   * counted, and this is 0.
+   */
+  waiting: number;
   /** Seconds since the server started. */
   uptimeSeconds: number;
 }
@@ -126,6 +138,8 @@ export class ServerStats {
   draining = false;
   /** Whether the server has paused accepting at its connection limit. */
   paused = false;
+  /** Connections accepted and waiting for a shared limit's slot. */
+  waiting = 0;
 
   /**
    * Starts counting.
@@ -219,6 +233,7 @@ export class ServerStats {
       durationSum: this.#durationSum,
       draining: this.draining,
       paused: this.paused,
+      waiting: this.waiting,
       uptimeSeconds: (now - this.#startedAt) / 1000,
     };
   }

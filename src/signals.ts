@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import { flushLogs } from "./logging.ts";
 
 const log = getLogger(["upcase", "main"]);
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
@@ -21,7 +22,9 @@ export function wireSignals(
     const handler = () => {
       if (received++ > 0) {
         log.warning("received {signal} again; exiting now", { signal });
-        Deno.exit(128 + number);
+        // Briefly: the operator asked for an exit now.
+        void flushLogs(500).then(() => Deno.exit(128 + number));
+        return;
       }
       log.info("received {signal}; draining for up to {seconds} s", {
         signal,

@@ -192,11 +192,14 @@ function render(s) {
   set("uptime", "up " + seconds(st.uptimeSeconds));
   set("listen-addr", s.addr);
   set("listen-mode", s.settings.unicode ? "Unicode" : "ASCII");
+  // With workers the limits and totals are the whole server's.
+  set("listen-workers", count.format(s.workers || 1));
   set("listen-max", limit(s.settings.maxConnections));
   set("listen-max-ip", limit(s.settings.maxConnectionsPerIp));
   set("listen-idle", millis(s.settings.idleTimeout, "never"));
   set("listen-drain", millis(s.settings.drainTimeout, "none"));
   set("total-active", count.format(s.activeTotal));
+  set("total-waiting", count.format(st.waiting || 0));
   set("total-accepted", count.format(st.accepted));
   set("total-refused", count.format(st.refused));
   set("total-in", bytes(st.bytesIn));
@@ -254,6 +257,7 @@ const BODY = `
     <dl>
       <dt>address</dt><dd id="listen-addr">…</dd>
       <dt>mode</dt><dd id="listen-mode">…</dd>
+      <dt>workers</dt><dd id="listen-workers">…</dd>
       <dt>max connections</dt><dd id="listen-max">…</dd>
       <dt>per address</dt><dd id="listen-max-ip">…</dd>
       <dt>idle timeout</dt><dd id="listen-idle">…</dd>
@@ -264,6 +268,7 @@ const BODY = `
     <h2>Totals</h2>
     <dl>
       <dt>active</dt><dd id="total-active">…</dd>
+      <dt>waiting</dt><dd id="total-waiting">…</dd>
       <dt>accepted</dt><dd id="total-accepted">…</dd>
       <dt>closed</dt><dd id="total-closed">…</dd>
       <dt>refused</dt><dd id="total-refused">…</dd>

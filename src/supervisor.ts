@@ -1,15 +1,30 @@
 import { getLogger } from "@logtape/logtape";
 import type { AdminServer } from "./admin_server.ts";
+import { flushLogs } from "./logging.ts";
 import type { ServerSettings } from "./serve.ts";
 import { serveSupervisorAdmin } from "./supervisor_admin.ts";
 import { RestartBackoff } from "./supervisor_backoff.ts";
+import { LimitBroker } from "./supervisor_limits.ts";
 import { workerCommand } from "./worker_command.ts";
 import { forEachLine, tagWorkerLine } from "./worker_log.ts";
-import { parseWorkerReport } from "./worker_report.ts";
+import {
+  encodeSupervisorMessage,
+  parseWorkerMessage,
+  type SupervisorMessage,
+} from "./worker_protocol.ts";
 
 const log = getLogger(["upcase", "supervisor"]);
 const encoder = new TextEncoder();
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
+type StopSignal = keyof typeof SIGNAL_NUMBERS;
+
+/**
+ * A worker that exits this many times in a row before it serves has a
+ * problem that restarting does not fix (the port taken, a bad
+ * certificate), and the supervisor gives up; with the restart delays in
+ * between, that takes about two seconds.
+ */
+export const MAX_START_FAILURES = 5;
 
 /** Options for {@linkcode runSupervisor}. */
 export interface SupervisorOptions {
@@ -35,7 +50,12 @@ interface Worker {
   id: number;
   child: Deno.ChildProcess;
   startedAt: number;
+  ready: boolean;
+  restarted: boolean;
   adminPort?: number;
+  input: WritableStreamDefaultWriter<Uint8Array>;
+  // Messages for the worker, written together at the end of this turn.
+  queued: string;
 }
 
 // Whole lines only, written synchronously, so that lines from different
@@ -51,124 +71,246 @@ function describeExit(status: Deno.CommandStatus): string {
     : `exit code ${status.code}`;
 }
 
-/**
- * Runs `workers` copies of this program on one port, each its own process
- * with its own file descriptor limit; the kernel (SO_REUSEPORT) spreads new
- * connections over them. It restarts a worker that exits by itself, after a
- * delay that doubles from 100 ms to 10 s with each crash in a row; passes
- * SIGINT and SIGTERM on to every worker and waits while they drain; tags
- * and merges their logs into its standard error; and serves an admin
- * endpoint with totals across the workers.
- *
- * @param options The workers, the shared address, and the admin endpoint.
- * @returns the exit code: 0 after a signal once every worker has exited
- * cleanly, 1 if a worker could not start or did not exit cleanly.
- */
-export async function runSupervisor(
-  options: SupervisorOptions,
-): Promise<number> {
-  const { workers: count, addr, readPaths = [] } = options;
-  const running = new Map<number, Worker>();
-  const backoffs = new Map<number, RestartBackoff>();
-  const timers = new Set<ReturnType<typeof setTimeout>>();
-  let stopping = false;
-  let starting = true;
-  let failed = false;
-  const allExited = Promise.withResolvers<void>();
-  const workerArgs = [
-    ...options.workerArgs,
-    // Later flags win, and these must: one process each, on the shared
-    // port, with a private admin endpoint for the totals.
-    "--workers",
-    "1",
-    "--host",
-    addr.hostname,
-    "--port",
-    String(addr.port),
-    "--admin",
-    "127.0.0.1:0",
-  ];
+class Supervisor {
+  readonly #options: SupervisorOptions;
+  readonly #workerArgs: string[];
+  readonly #running = new Map<number, Worker>();
+  readonly #backoffs = new Map<number, RestartBackoff>();
+  readonly #startFailures = new Map<number, number>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #broker: LimitBroker | undefined;
+  readonly #allUp = Promise.withResolvers<void>();
+  readonly #allExited = Promise.withResolvers<void>();
+  #up = false;
+  #stopping = false;
+  #stopSignal: StopSignal | undefined;
+  #failed = false;
+  #signals = 0;
 
-  function checkAllExited(): void {
-    if (stopping && running.size === 0 && timers.size === 0) {
-      allExited.resolve();
-    }
-  }
-
-  function exited(worker: Worker, status: Deno.CommandStatus): void {
-    running.delete(worker.id);
-    const how = describeExit(status);
-    if (stopping || starting) {
-      if (!status.success) failed = true;
-      const fields = { worker: worker.id, pid: worker.child.pid, how };
-      if (status.success) {
-        log.info("worker {worker} (pid {pid}) exited", fields);
-      } else log.error("worker {worker} (pid {pid}) exited with {how}", fields);
-      checkAllExited();
-      return;
-    }
-    const backoff = backoffs.get(worker.id) ?? new RestartBackoff();
-    backoffs.set(worker.id, backoff);
-    const delay = backoff.next(performance.now() - worker.startedAt);
-    log.error(
-      "worker {worker} (pid {pid}) exited with {how}; restarting it in {delay} ms",
-      { worker: worker.id, pid: worker.child.pid, how, delay },
-    );
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (stopping) return checkAllExited();
-      void start(worker.id).then((ok) => {
-        if (ok) log.info("worker {worker} restarted", { worker: worker.id });
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    const { addr, settings } = options;
+    this.#workerArgs = [
+      ...options.workerArgs,
+      // Later flags win, and these must: one process each, on the shared
+      // port, with a private admin endpoint for the totals.
+      "--workers",
+      "1",
+      "--host",
+      addr.hostname,
+      "--port",
+      String(addr.port),
+      "--admin",
+      "127.0.0.1:0",
+    ];
+    if (settings.maxConnections > 0 || settings.maxConnectionsPerIp > 0) {
+      this.#broker = new LimitBroker({
+        maxConnections: settings.maxConnections,
+        maxConnectionsPerIp: settings.maxConnectionsPerIp,
+        workers: options.workers,
+        send: (id, message) => this.#send(id, message),
       });
-    }, delay);
-    timers.add(timer);
+    }
   }
 
-  // Resolves true once the worker serves, false if it exits first.
-  function start(id: number): Promise<boolean> {
+  async run(): Promise<number> {
+    const unwire = this.#wireSignals();
+    let admin: AdminServer | undefined;
+    try {
+      for (let id = 1; id <= this.#options.workers; id++) this.#start(id);
+      const up = await Promise.race([
+        this.#allUp.promise.then(() => true),
+        this.#allExited.promise.then(() => false),
+      ]);
+      if (up) admin = this.#serveAdmin();
+      await this.#allExited.promise;
+      log.info("all workers have exited");
+      return this.#failed ? 1 : 0;
+    } finally {
+      this.#broker?.[Symbol.dispose]();
+      await admin?.shutdown();
+      unwire();
+    }
+  }
+
+  #start(id: number, restarted = false): void {
     const { command, args } = workerCommand(id, {
-      args: workerArgs,
-      readPaths,
+      args: this.#workerArgs,
+      readPaths: this.#options.readPaths ?? [],
     });
+    // In the supervisor's own process group, so that a stop sent to the
+    // group (a Ctrl-C, `kill -TERM -PGID`) or a SIGKILL to it reaches them
+    // all; a stop each worker gets twice, from outside and through the
+    // supervisor, still drains it once (see SupervisorLink).
     const child = new Deno.Command(command, {
       args,
-      // Never written: the worker reads it to notice that the supervisor
-      // is gone, even after a SIGKILL, and then drains.
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      // Its own process group, so that a Ctrl-C in a terminal reaches only
-      // the supervisor, which passes it on once.
-      detached: true,
     }).spawn();
-    const worker: Worker = { id, child, startedAt: performance.now() };
-    running.set(id, worker);
+    const worker: Worker = {
+      id,
+      child,
+      startedAt: performance.now(),
+      ready: false,
+      restarted,
+      input: child.stdin.getWriter(),
+      queued: "",
+    };
+    this.#running.set(id, worker);
+    this.#broker?.workerStarted(id);
     log.info("started worker {worker} (pid {pid})", {
       worker: id,
       pid: child.pid,
     });
-    const ready = Promise.withResolvers<boolean>();
     const stderrDone = forEachLine(
       child.stderr,
       (line) => writeLine(tagWorkerLine(line, id)),
     );
-    const stdoutDone = forEachLine(child.stdout, (line) => {
-      const port = parseWorkerReport(line);
-      if (port === undefined) return writeLine(tagWorkerLine(line, id));
-      worker.adminPort = port;
-      ready.resolve(true);
-    });
+    const stdoutDone = forEachLine(
+      child.stdout,
+      (line) => this.#fromWorker(worker, line),
+    );
     void child.status.then(async (status) => {
       await Promise.all([stderrDone, stdoutDone]).catch(() => {});
-      await child.stdin.close().catch(() => {});
-      ready.resolve(false);
-      exited(worker, status);
+      await worker.input.close().catch(() => {});
+      this.#exited(worker, status);
     });
-    return ready.promise;
   }
 
-  function forward(signal: Deno.Signal): void {
-    for (const { child } of running.values()) {
+  #fromWorker(worker: Worker, line: string): void {
+    const message = parseWorkerMessage(line);
+    if (message === undefined) return writeLine(tagWorkerLine(line, worker.id));
+    if (message.kind !== "ready") {
+      return this.#broker?.receive(worker.id, message);
+    }
+    worker.adminPort = message.adminPort;
+    worker.ready = true;
+    this.#startFailures.delete(worker.id);
+    if (worker.restarted) {
+      log.info("worker {worker} restarted", { worker: worker.id });
+    }
+    const all = [...this.#running.values()];
+    if (
+      !this.#up && all.length === this.#options.workers &&
+      all.every((w) => w.ready)
+    ) {
+      this.#up = true;
+      this.#allUp.resolve();
+    }
+  }
+
+  #send(id: number, message: SupervisorMessage): void {
+    const worker = this.#running.get(id);
+    if (worker === undefined) return;
+    if (worker.queued === "") {
+      queueMicrotask(() => {
+        const bytes = encoder.encode(worker.queued);
+        worker.queued = "";
+        // A worker that has just died; its exit is being handled.
+        worker.input.write(bytes).catch(() => {});
+      });
+    }
+    worker.queued += `${encodeSupervisorMessage(message)}\n`;
+  }
+
+  #exited(worker: Worker, status: Deno.CommandStatus): void {
+    const { id } = worker;
+    this.#running.delete(id);
+    this.#broker?.workerGone(id);
+    const fields = {
+      worker: id,
+      pid: worker.child.pid,
+      how: describeExit(status),
+    };
+    if (this.#stopping) {
+      // A worker that had not yet set up its signal handlers when the stop
+      // signal reached the whole group dies of it; it served nobody.
+      const clean = status.success ||
+        (!worker.ready && status.signal === this.#stopSignal);
+      if (clean) log.info("worker {worker} (pid {pid}) exited", fields);
+      else {
+        this.#failed = true;
+        log.error("worker {worker} (pid {pid}) exited with {how}", fields);
+      }
+      return this.#checkAllExited();
+    }
+    const failures = worker.ready ? 0 : (this.#startFailures.get(id) ?? 0) + 1;
+    const before = worker.ready ? "" : " before it was ready";
+    if (failures >= MAX_START_FAILURES) {
+      log.error(
+        "worker {worker} (pid {pid}) exited with {how} before it was ready, {failures} times in a row; giving up and stopping the others",
+        { ...fields, failures },
+      );
+      this.#failed = true;
+      return this.#stopAll("failure");
+    }
+    if (failures > 0) this.#startFailures.set(id, failures);
+    this.#restartLater(worker, { ...fields, before });
+  }
+
+  #restartLater(
+    worker: Worker,
+    fields: { worker: number; pid: number; how: string; before: string },
+  ): void {
+    let backoff = this.#backoffs.get(worker.id);
+    if (backoff === undefined) {
+      backoff = new RestartBackoff();
+      this.#backoffs.set(worker.id, backoff);
+    }
+    const delay = backoff.next(performance.now() - worker.startedAt);
+    log.error(
+      "worker {worker} (pid {pid}) exited with {how}{before}; restarting it in {delay} ms",
+      { ...fields, delay },
+    );
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.#stopping) return this.#checkAllExited();
+      this.#start(worker.id, true);
+    }, delay);
+    this.#timers.add(timer);
+  }
+
+  #stopAll(reason: string): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    for (const id of this.#running.keys()) {
+      this.#send(id, { kind: "stop", reason });
+    }
+    this.#checkAllExited();
+  }
+
+  #checkAllExited(): void {
+    if (this.#stopping && this.#running.size === 0 && this.#timers.size === 0) {
+      this.#allExited.resolve();
+    }
+  }
+
+  #onSignal(signal: StopSignal): void {
+    if (this.#signals++ > 0) {
+      log.warning("received {signal} again; killing the workers and exiting", {
+        signal,
+      });
+      this.#forward("SIGKILL");
+      void flushLogs(500).then(() => Deno.exit(128 + SIGNAL_NUMBERS[signal]));
+      return;
+    }
+    log.info(
+      "received {signal}; asking {workers} workers to drain for up to {seconds} s",
+      {
+        signal,
+        workers: this.#running.size,
+        seconds: this.#options.drainSeconds,
+      },
+    );
+    this.#stopSignal ??= signal;
+    this.#stopAll(signal);
+  }
+
+  #forward(signal: Deno.Signal): void {
+    for (const { child } of this.#running.values()) {
       try {
         child.kill(signal);
       } catch {
@@ -177,74 +319,65 @@ export async function runSupervisor(
     }
   }
 
-  let received = 0;
-  function stop(signal: Deno.Signal): void {
-    if (received++ > 0) {
-      log.warning("received {signal} again; killing the workers and exiting", {
-        signal,
-      });
-      forward("SIGKILL");
-      Deno.exit(128 + SIGNAL_NUMBERS[signal as keyof typeof SIGNAL_NUMBERS]);
+  #wireSignals(): () => void {
+    const listeners: [Deno.Signal, () => void][] = [
+      ["SIGINT", () => this.#onSignal("SIGINT")],
+      ["SIGTERM", () => this.#onSignal("SIGTERM")],
+    ];
+    if (this.#options.forwardHup) {
+      listeners.push(["SIGHUP", () => this.#forward("SIGHUP")]);
     }
-    stopping = true;
-    for (const timer of timers) clearTimeout(timer);
-    timers.clear();
-    log.info(
-      "received {signal}; passing it to {workers} workers, which drain for up to {seconds} s",
-      { signal, workers: running.size, seconds: options.drainSeconds },
-    );
-    forward(signal);
-    checkAllExited();
-  }
-  const listeners: [Deno.Signal, () => void][] = [
-    ["SIGINT", () => stop("SIGINT")],
-    ["SIGTERM", () => stop("SIGTERM")],
-  ];
-  if (options.forwardHup) listeners.push(["SIGHUP", () => forward("SIGHUP")]);
-  for (const [signal, handler] of listeners) {
-    Deno.addSignalListener(signal, handler);
+    for (const [signal, handler] of listeners) {
+      Deno.addSignalListener(signal, handler);
+    }
+    return () => {
+      for (const [signal, handler] of listeners) {
+        Deno.removeSignalListener(signal, handler);
+      }
+    };
   }
 
-  let admin: AdminServer | undefined;
-  try {
-    const ids = Array.from({ length: count }, (_, i) => i + 1);
-    const ok = await Promise.all(ids.map(start));
-    starting = false;
-    if (ok.includes(false) || stopping) {
-      if (!stopping) {
-        log.error("a worker failed to start; stopping the others");
-        stopping = true;
-        failed = true;
-        forward("SIGTERM");
-      }
-      checkAllExited();
-      await allExited.promise;
-      return failed ? 1 : 0;
-    }
+  #serveAdmin(): AdminServer | undefined {
+    const { addr, workers } = this.#options;
     log.info(
       "listening on {address} with {workers} workers",
-      { address: `${addr.hostname}:${addr.port}`, workers: count },
+      { address: `${addr.hostname}:${addr.port}`, workers },
     );
-    if (options.admin) {
-      admin = serveSupervisorAdmin({
-        ...options.admin,
-        addr,
-        settings: options.settings,
-        workerPorts: () =>
-          [...running.values()].flatMap((w) =>
-            w.adminPort === undefined ? [] : [w.adminPort]
-          ),
-        draining: () => stopping,
-        finished: allExited.promise,
-      });
-    }
-    await allExited.promise;
-    log.info("all workers have exited");
-    return failed ? 1 : 0;
-  } finally {
-    await admin?.shutdown();
-    for (const [signal, handler] of listeners) {
-      Deno.removeSignalListener(signal, handler);
-    }
+    if (!this.#options.admin) return undefined;
+    const broker = this.#broker;
+    return serveSupervisorAdmin({
+      ...this.#options.admin,
+      addr,
+      workers,
+      settings: this.#options.settings,
+      workerPorts: () =>
+        [...this.#running.values()].flatMap((w) =>
+          w.adminPort === undefined ? [] : [w.adminPort]
+        ),
+      draining: () => this.#stopping,
+      ...(broker ? { limits: broker } : {}),
+      finished: this.#allExited.promise,
+    });
   }
+}
+
+/**
+ * Runs `workers` copies of this program on one port, each its own process
+ * with its own file descriptor limit; the kernel (SO_REUSEPORT) spreads new
+ * connections over them. It restarts a worker that exits by itself, also
+ * one that never got to serve, after a delay that doubles from 100 ms to
+ * 10 s with each crash in a row, and gives up after
+ * {@linkcode MAX_START_FAILURES} start-up failures in a row. It keeps
+ * `--max-connections` and `--max-connections-per-ip` for the whole server
+ * (see {@linkcode LimitBroker}); asks every worker to drain on SIGINT or
+ * SIGTERM, once, however many processes the signal reached; tags and
+ * merges their logs into its standard error; and serves an admin endpoint
+ * with totals across the workers.
+ *
+ * @param options The workers, the shared address, and the admin endpoint.
+ * @returns the exit code: 0 after a signal once every worker has exited
+ * cleanly, 1 if a worker could not start or did not exit cleanly.
+ */
+export function runSupervisor(options: SupervisorOptions): Promise<number> {
+  return new Supervisor(options).run();
 }

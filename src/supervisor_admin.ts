@@ -1,7 +1,8 @@
 import { getLogger } from "@logtape/logtape";
 import { adminHandler } from "./admin_handler.ts";
-import type { AdminServer } from "./admin_server.ts";
+import { type AdminServer, warnIfExposed } from "./admin_server.ts";
 import { formatAddr } from "./format_addr.ts";
+import { serveHttp } from "./http_server.ts";
 import type { ServerSettings } from "./serve.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
 import { mergeSnapshots } from "./supervisor_stats.ts";
@@ -20,12 +21,16 @@ export interface SupervisorAdminOptions {
   port: number;
   /** The data address that all workers share. */
   addr: Deno.NetAddr;
+  /** How many workers the supervisor runs. */
+  workers: number;
   /** The settings every worker runs with. */
   settings: ServerSettings;
   /** The admin ports of the workers that are up now. */
   workerPorts: () => number[];
   /** Whether the supervisor is shutting down. */
   draining: () => boolean;
+  /** The whole server's connection limits, when one is set. */
+  limits?: { readonly waiting: number };
   /** Settles once every worker has exited for good. */
   finished: Promise<unknown>;
 }
@@ -47,8 +52,9 @@ async function fetchSnapshot(port: number): Promise<StatsSnapshot | undefined> {
  * Serves the admin endpoint of a supervisor: the same paths as a single
  * server's, with totals across the workers. Each request first fetches
  * every worker's `/status.json` and adds them up, so the counters are exact
- * at that moment. With no worker answering, `/readyz` says `paused`; while
- * the supervisor shuts down, `draining`.
+ * at that moment. `/readyz` is 503 `draining` while the supervisor shuts
+ * down, and `ready` otherwise; a server at `--max-connections`, or with no
+ * worker answering, shows as paused on `/metrics` and the status page.
  *
  * @param options Where to listen, and how to reach the workers.
  * @returns the running admin server.
@@ -63,7 +69,16 @@ export function serveSupervisorAdmin(
     settings: options.settings,
     stats: () => current,
     finished: options.finished.then(() => ({ drained: 0, cut: 0 })),
-  });
+    get draining() {
+      return options.draining();
+    },
+  }, { workers: options.workers });
+  // The limits are the whole server's, kept by the supervisor: no worker
+  // knows whether the server is full.
+  const max = options.settings.maxConnections;
+  const full = (total: StatsSnapshot) =>
+    max > 0 &&
+    (total.active.length >= max || (options.limits?.waiting ?? 0) > 0);
   async function refresh(): Promise<void> {
     const found = await Promise.all(options.workerPorts().map(fetchSnapshot));
     const snapshots = found.filter((s) => s !== undefined);
@@ -73,36 +88,22 @@ export function serveSupervisorAdmin(
     current = {
       ...total,
       draining: total.draining || options.draining(),
-      // Ready while any worker accepts: the kernel only hands connections
-      // to sockets that still listen.
-      paused: snapshots.length === 0 || snapshots.every((s) => s.paused),
+      paused: snapshots.length === 0 || full(total),
       uptimeSeconds: (performance.now() - started) / 1000,
     };
   }
-  const http = Deno.serve({
+  const http = serveHttp({
     hostname: options.hostname,
     port: options.port,
-    onListen: (addr) =>
-      log.info("admin listening on {address} (totals of all workers)", {
-        address: formatAddr(addr),
-      }),
-    onError(err) {
-      log.error("admin request failed: {error}", {
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return new Response("internal error", { status: 500 });
-    },
+    log,
     async handler(request) {
       if (new URL(request.url).pathname !== "/") await refresh();
       return handle(request);
     },
   });
-  let stopping: Promise<void> | undefined;
-  const shutdown = () => (stopping ??= http.shutdown());
-  return {
-    addr: http.addr,
-    finished: http.finished,
-    shutdown,
-    [Symbol.asyncDispose]: shutdown,
-  };
+  log.info("admin listening on {address} (totals of all workers)", {
+    address: formatAddr(http.addr),
+  });
+  warnIfExposed(http.addr);
+  return http;
 }

@@ -8,23 +8,26 @@ function printError(line: string): void {
   while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
 }
 
-// Port 0 cannot be shared: each worker would get a port of its own. The
-// supervisor asks the kernel for a free one and hands that to every worker;
-// another process could take it in between, and then the workers fail to
-// start with "address in use", which is reported.
-function resolvePort(hostname: string, port: number): number {
-  if (port !== 0) return port;
-  const probe = listen({ transport: "tcp", hostname, port: 0 });
-  const free = (probe.addr as Deno.NetAddr).port;
+// The workers listen with SO_REUSEPORT, which would let them share the port
+// with another program that uses it too, and every worker would fail alone
+// when any other program holds it; so the supervisor binds it once itself,
+// without SO_REUSEPORT, to report a port in use in one line at once. Port 0
+// cannot be shared either: each worker would get a port of its own, so
+// this probe picks the one they all get. Another process could take it in
+// between; then the workers fail to start, and the supervisor gives up
+// after a few tries (MAX_START_FAILURES).
+function probePort(hostname: string, port: number): number {
+  const probe = listen({ transport: "tcp", hostname, port });
+  const bound = (probe.addr as Deno.NetAddr).port;
   probe.close();
-  return free;
+  return bound;
 }
 
 /**
  * The `--workers N` command (N > 1): checks that workers can run here, then
  * runs the supervisor. Problems print one line on standard error: `--unix`
- * with workers exits 2, a platform without SO_REUSEPORT balancing or a
- * missing `--allow-run` exits 1.
+ * with workers exits 2; a platform without SO_REUSEPORT balancing, a
+ * missing `--allow-run`, or a port in use exits 1.
  *
  * @param config The parsed configuration.
  * @param args The command line, which each worker gets too.
@@ -60,7 +63,7 @@ export async function superviseFromConfig(
   }
   let port: number;
   try {
-    port = resolvePort(config.host, config.port);
+    port = probePort(config.host, config.port);
   } catch (err) {
     const addr = { hostname: config.host, port: config.port };
     printError(describeStartupError(err, addr));
@@ -80,6 +83,7 @@ export async function superviseFromConfig(
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       idleTimeout: config.idleTimeout * 1000,
+      handshakeTimeout: config.handshakeTimeout * 1000,
     },
     drainSeconds: config.drainTimeout,
   });

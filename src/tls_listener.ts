@@ -54,7 +54,14 @@ export class ReloadableTlsListener implements Acceptor<Deno.TlsConn> {
   async accept(): Promise<Deno.TlsConn> {
     for (;;) {
       await this.#swapping;
-      if (this.#broken !== undefined) throw this.#broken;
+      // As a closed listener, so that the accept loop stops rather than
+      // retries: there is no socket left to accept on.
+      if (this.#broken !== undefined) {
+        throw new Deno.errors.BadResource(
+          `The listener could not reopen: ${describe(this.#broken)}`,
+          { cause: this.#broken },
+        );
+      }
       const listener = this.#listener;
       const accepting = listener.accept();
       this.#accepting = accepting;
@@ -72,7 +79,8 @@ export class ReloadableTlsListener implements Acceptor<Deno.TlsConn> {
   /**
    * Listens with a new certificate from now on. If the new listener cannot
    * open, the old certificate stays in use; if even that cannot reopen (the
-   * port was taken meanwhile), the next `accept()` rejects with the reason.
+   * port was taken meanwhile), the next `accept()` rejects with
+   * `BadResource`, and the reason as its cause.
    * Reloads run one after another.
    *
    * @param pem The new certificate and key.
@@ -124,4 +132,8 @@ export class ReloadableTlsListener implements Acceptor<Deno.TlsConn> {
       // A reload had closed it and not yet opened the next one.
     }
   }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -1,34 +1,124 @@
+import { getLogger } from "@logtape/logtape";
+import { forEachLine } from "./worker_log.ts";
+import { WorkerLimits, type WorkerLimitsOptions } from "./worker_limits.ts";
+import {
+  encodeWorkerMessage,
+  parseSupervisorMessage,
+  type WorkerMessage,
+} from "./worker_protocol.ts";
+
+const log = getLogger(["upcase", "worker"]);
+const encoder = new TextEncoder();
+
+/** Options for {@linkcode SupervisorLink}. */
+export interface SupervisorLinkOptions {
+  /** The supervisor asks the worker to drain, for `reason` (a signal's name, or `failure`). */
+  onStop: (reason: string) => void;
+  /** The supervisor is gone, even by SIGKILL: the worker should drain too. */
+  onGone: () => void;
+  /** Where the supervisor's messages come from; standard input by default. */
+  input?: ReadableStream<Uint8Array>;
+  /** Where the worker's messages go; standard output by default. */
+  output?: { write(bytes: Uint8Array): Promise<number> };
+}
+
 /**
- * In a worker, calls `onGone` once the supervisor is gone: the supervisor
- * holds the write end of the worker's standard input and never writes, so
- * end of input means it exited, even by SIGKILL, and the worker should
- * drain rather than serve on unsupervised.
+ * A worker's line to its supervisor: it reads the supervisor's messages
+ * from standard input, and writes its own to standard output. The
+ * supervisor holds the write end of the worker's standard input, so its end
+ * means that the supervisor has exited, even by SIGKILL, and the worker
+ * should drain rather than serve on unsupervised.
  *
- * @param onGone Called once, when standard input ends or fails.
- * @param stdin The input to watch; standard input by default.
+ * A stop comes as a message, not as a signal, so that a signal the worker
+ * also gets from outside (systemd's stop, `kill -TERM -PGID`, a Ctrl-C in a
+ * terminal, all sent to every process) is not taken for a second one.
  *
  * @example
  * ```ts
  * import { assertEquals } from "@std/assert";
- * import { watchSupervisor } from "./worker.ts";
+ * import { SupervisorLink } from "./worker.ts";
  *
- * const gone = Promise.withResolvers<string>();
- * watchSupervisor(() => gone.resolve("gone"), new Blob(["ignored"]).stream());
- * assertEquals(await gone.promise, "gone");
+ * const events: string[] = [];
+ * const gone = Promise.withResolvers<void>();
+ * new SupervisorLink({
+ *   onStop: (reason) => void events.push(`stop ${reason}`),
+ *   onGone: () => gone.resolve(),
+ *   input: new Blob(["stop SIGTERM\n"]).stream(),
+ * });
+ * await gone.promise;
+ * assertEquals(events, ["stop SIGTERM"]);
  * ```
  */
-export function watchSupervisor(
-  onGone: () => void,
-  stdin: ReadableStream<Uint8Array> = Deno.stdin.readable,
-): void {
-  void (async () => {
+export class SupervisorLink {
+  readonly #output: { write(bytes: Uint8Array): Promise<number> };
+  #limits: WorkerLimits | undefined;
+  #queue = "";
+  #writing = false;
+
+  /** @param options What to do on a stop, and where messages come and go. */
+  constructor(options: SupervisorLinkOptions) {
+    const { onStop, onGone, input = Deno.stdin.readable } = options;
+    this.#output = options.output ?? Deno.stdout;
+    void forEachLine(input, (line) => {
+      const message = parseSupervisorMessage(line);
+      if (message?.kind === "stop") {
+        log.info("the supervisor asks to stop ({reason})", {
+          reason: message.reason,
+        });
+        onStop(message.reason);
+      } else if (message) this.#limits?.receive(message);
+    }).catch(() => {
+      // A broken pipe ends it just the same.
+    }).then(() => {
+      this.#limits?.close();
+      log.warning("the supervisor is gone; draining");
+      onGone();
+    });
+  }
+
+  /**
+   * The whole server's connection limits, kept by the supervisor.
+   *
+   * @param options The limits, as every worker was given them.
+   * @returns limits for `serve()`'s `sharedLimits`.
+   */
+  limits(
+    options: Omit<WorkerLimitsOptions, "send">,
+  ): WorkerLimits {
+    this.#limits ??= new WorkerLimits({
+      ...options,
+      send: (message) => this.send(message),
+    });
+    return this.#limits;
+  }
+
+  /**
+   * Sends a message. Messages sent in one turn of the event loop go out in
+   * one write, in order, and the write never blocks the event loop.
+   *
+   * @param message What to tell the supervisor.
+   */
+  send(message: WorkerMessage): void {
+    this.#queue += `${encodeWorkerMessage(message)}\n`;
+    if (this.#writing) return;
+    this.#writing = true;
+    queueMicrotask(() => void this.#flush());
+  }
+
+  async #flush(): Promise<void> {
     try {
-      for await (const _ of stdin) {
-        // Nothing is ever sent; anything that is, is ignored.
+      while (this.#queue !== "") {
+        let bytes = encoder.encode(this.#queue);
+        this.#queue = "";
+        while (bytes.length > 0) {
+          bytes = bytes.subarray(await this.#output.write(bytes));
+        }
       }
     } catch {
-      // A broken pipe ends it just the same.
+      // The supervisor is gone; the end of standard input says so too.
+      this.#queue = "";
+    } finally {
+      this.#writing = false;
     }
-    onGone();
-  })();
+  }
 }

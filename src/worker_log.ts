@@ -51,14 +51,21 @@ export async function forEachLine(
   readable: ReadableStream<Uint8Array>,
   onLine: (line: string) => void,
 ): Promise<void> {
+  // Decoded here rather than through a TextDecoderStream: the supervisor's
+  // messages come a few bytes at a time, and a stream stage per chunk
+  // costs more than the work.
+  const decoder = new TextDecoder();
   let buffered = "";
-  for await (const text of readable.pipeThrough(new TextDecoderStream())) {
-    buffered += text;
+  for await (const chunk of readable) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let start = 0;
     let nl;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      onLine(buffered.slice(0, nl));
-      buffered = buffered.slice(nl + 1);
+    while ((nl = buffered.indexOf("\n", start)) >= 0) {
+      onLine(buffered.slice(start, nl));
+      start = nl + 1;
     }
+    buffered = buffered.slice(start);
   }
+  buffered += decoder.decode();
   if (buffered) onLine(buffered);
 }

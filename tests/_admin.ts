@@ -130,3 +130,56 @@ export async function get(
   const res = await fetch(`http://127.0.0.1:${port}${path}`, init);
   return { status: res.status, body: await res.text(), headers: res.headers };
 }
+
+/**
+ * Sends `request` as raw bytes on a new connection and returns everything
+ * the server sent until it closed, as Latin-1 text, so that a test sees
+ * the status line and header fields exactly as they went on the wire.
+ */
+export async function rawExchange(
+  port: number,
+  request: string | Uint8Array,
+): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const bytes = typeof request === "string"
+      ? new TextEncoder().encode(request)
+      : request;
+    for (let sent = 0; sent < bytes.length;) {
+      sent += await conn.write(bytes.subarray(sent));
+    }
+    return await readToEnd(conn);
+  } finally {
+    conn.close();
+  }
+}
+
+/** Reads until the server closes, as Latin-1 text. */
+export async function readToEnd(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const buf = new Uint8Array(16 * 1024);
+  for (let n; (n = await conn.read(buf)) !== null;) {
+    for (const byte of buf.subarray(0, n)) text += String.fromCharCode(byte);
+  }
+  return text;
+}
+
+/**
+ * Resolves as `promise` does, or rejects naming `what` after `ms`, so that
+ * a server that lost the behaviour fails the test instead of hanging it.
+ */
+export async function within<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -5,7 +5,9 @@
  * @module
  */
 
+import { assert, assertEquals } from "@std/assert";
 import { writeInChunks } from "../bench/loadgen.ts";
+import type { StatsSnapshot } from "../src/server_stats.ts";
 
 const encoder = new TextEncoder();
 
@@ -101,6 +103,30 @@ export async function exchange(
   }
 }
 
+/**
+ * Asserts the one definition of the accepted counter: every connection the
+ * listener handed over is open, waiting for a slot (with `--workers`),
+ * closed, refused or rejected.
+ */
+export function assertAccountedFor(stats: StatsSnapshot): void {
+  const sum = (counts: Record<string, number>) =>
+    Object.values(counts).reduce((a, b) => a + b, 0);
+  const parts = {
+    open: stats.active.length,
+    waiting: stats.waiting,
+    closed: sum(stats.closed),
+    refused: stats.refused,
+    rejected: sum(stats.proxyRejected),
+  };
+  assertEquals(
+    stats.accepted,
+    sum(parts),
+    `accepted should be open + waiting + closed + refused + rejected: ${
+      JSON.stringify(parts)
+    }`,
+  );
+}
+
 /** Encodes text as UTF-8. */
 export function utf8(text: string): Uint8Array {
   return encoder.encode(text);
@@ -179,7 +205,8 @@ export class ServerProcess implements AsyncDisposable {
 
   /**
    * Starts `deno run` on main.ts with the given permission flags and
-   * arguments, and waits until it logs the port it listens on.
+   * arguments, and waits until it logs the port it listens on (or the
+   * `ready` line).
    */
   static async start(
     args: string[],
@@ -187,9 +214,20 @@ export class ServerProcess implements AsyncDisposable {
       permissions?: string[];
       env?: Record<string, string>;
       command?: string[];
+      /**
+       * The log line to wait for; the port is read from it when it has one.
+       *
+       * @default {/listening on /}
+       */
+      ready?: RegExp;
     } = {},
   ): Promise<ServerProcess> {
-    const { permissions = ["--allow-net"], env = {}, command } = options;
+    const {
+      permissions = ["--allow-net"],
+      env = {},
+      command,
+      ready = /listening on /,
+    } = options;
     const level = args[args.indexOf("--log-level") + 1];
     if (
       args.includes("--log-level") && (level === "warning" || level === "error")
@@ -207,7 +245,7 @@ export class ServerProcess implements AsyncDisposable {
       stderr: "piped",
     }).spawn();
     const server = new ServerProcess(child);
-    const line = await server.waitForLine(/listening on /);
+    const line = await server.waitForLine(ready);
     // In text and JSON lines alike, and also when a note such as " (TLS)"
     // follows the address.
     server.port = Number(
@@ -281,21 +319,45 @@ export class ServerProcess implements AsyncDisposable {
   }
 }
 
-/** Runs main.ts to completion and returns its exit code and output. */
+/**
+ * Runs main.ts to completion and returns its exit code and output; a run
+ * still going after `timeoutMs` is killed and fails the test.
+ */
 export async function runCli(
   args: string[],
-  options: { permissions?: string[]; env?: Record<string, string> } = {},
+  options: {
+    permissions?: string[];
+    env?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { permissions = ["--allow-net"], env = {} } = options;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, `${ROOT}main.ts`, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  const { permissions = ["--allow-net"], env = {}, timeoutMs = 15_000 } =
+    options;
+  // A server that wrongly starts instead of exiting is killed, and the test
+  // fails, rather than hanging.
+  const killer = new AbortController();
+  const timer = setTimeout(() => killer.abort(), timeoutMs);
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissions, `${ROOT}main.ts`, ...args],
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      signal: killer.signal,
+    }).output();
+    const decoder = new TextDecoder();
+    const result = {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+    assert(
+      !killer.signal.aborted,
+      `main.ts ${
+        args.join(" ")
+      } was still running after ${timeoutMs} ms:\n${result.stderr}`,
+    );
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,15 +1,18 @@
 /**
  * Unit tests of acceptLoop with a fake listener: which accept failures it
- * skips, which it backs off from, which end it, and how it stops.
+ * skips, which it backs off from, that only a closed listener ends it, what
+ * it logs, and how it stops.
  *
  * @module
  */
-import { assertEquals, assertStrictEquals } from "@std/assert";
+import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import { getLogger } from "@logtape/logtape";
 import {
   type AcceptErrorKind,
   acceptLoop,
   type Acceptor,
 } from "../src/accept_loop.ts";
+import { within, withLogs } from "./_admin.ts";
 
 function errno(code: string): Error {
   return Object.assign(new Error(`accept failed (${code})`), { code });
@@ -43,22 +46,6 @@ class FakeListener implements Acceptor<string> {
   }
 }
 
-/** Resolves as `promise` does, or rejects if it takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`still running after ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Runs the loop over `steps` and records what it did. */
 async function run(steps: unknown[], maxBackoff?: number) {
   const stop = new AbortController();
@@ -80,7 +67,25 @@ async function run(steps: unknown[], maxBackoff?: number) {
   return { connections, sleeps, errors, accepts: listener.accepts };
 }
 
-for (const code of ["ENOTCONN", "ECONNABORTED", "ECONNRESET"]) {
+// accept(2): the queued connection died, or Linux passed on its pending
+// network error; either way the next connection is fine.
+const SKIP_CODES = [
+  "ENOTCONN",
+  "ECONNABORTED",
+  "ECONNRESET",
+  "EPROTO",
+  "EPERM",
+  "ENETDOWN",
+  "ENOPROTOOPT",
+  "EHOSTDOWN",
+  "ENONET",
+  "EHOSTUNREACH",
+  "EOPNOTSUPP",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+];
+
+for (const code of SKIP_CODES) {
   Deno.test(`acceptLoop skips ${code} and hands over the next connection`, async () => {
     const failure = errno(code);
     const result = await run(["a", failure, "b", failure, failure, "c"]);
@@ -146,14 +151,38 @@ Deno.test("acceptLoop honours a smaller maxBackoff", async () => {
   assertEquals(result.sleeps, [5, 10, 20, 40, 50, 50]);
 });
 
-for (
-  const [label, failure] of [
-    ["EBADF", errno("EBADF")],
-    ["an error without a code", new Error("something else")],
-    ["a thrown non-error", { weird: true }],
-  ] as const
-) {
-  Deno.test(`acceptLoop rejects on ${label} and accepts no more`, async () => {
+// An error Deno gives no code, one it does not know, or a code this loop
+// does not know: none of them may end the server, nor spin the CPU.
+const UNKNOWN_FAILURES = [
+  ["an error without a code", new Error("something else")],
+  ["an unknown code", errno("EWHATEVER")],
+  ["a thrown non-error", { weird: true }],
+  ["an undefined rejection", undefined],
+] as const;
+
+for (const [label, failure] of UNKNOWN_FAILURES) {
+  Deno.test(`acceptLoop backs off on ${label} and keeps accepting`, async () => {
+    const failures = Array.from({ length: 5 }, () => failure);
+    const result = await run(["a", ...failures, "b"]);
+    assertEquals(result.connections, ["a", "b"]);
+    assertEquals(result.sleeps, [5, 10, 20, 40, 80], "one pause per failure");
+    assertEquals(
+      result.errors.map(([kind]) => kind),
+      failures.map(() => "backoff"),
+    );
+  });
+}
+
+const CLOSED_FAILURES = [
+  ["BadResource", new Deno.errors.BadResource("Listener has been closed")],
+  ["Interrupted", new Deno.errors.Interrupted("operation canceled")],
+  ["EBADF", errno("EBADF")],
+  ["EINVAL", errno("EINVAL")],
+  ["ENOTSOCK", errno("ENOTSOCK")],
+] as const;
+
+for (const [label, failure] of CLOSED_FAILURES) {
+  Deno.test(`acceptLoop stops on ${label}, a closed listener, and rejects with it`, async () => {
     const stop = new AbortController();
     const listener = new FakeListener(["a", failure, "b"], stop);
     const connections: string[] = [];
@@ -166,10 +195,81 @@ for (
     }).then(() => "resolved", (err: unknown) => err);
     assertStrictEquals(outcome, failure, "rejects with the accept's error");
     assertEquals(connections, ["a"]);
-    assertEquals(kinds, ["fatal"]);
-    assertEquals(listener.accepts, 2, "no accept after the fatal error");
+    assertEquals(kinds, ["closed"]);
+    assertEquals(listener.accepts, 2, "no accept after the listener closed");
   });
 }
+
+Deno.test("acceptLoop rejects with BadResource when a real listener is closed under it", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const loop = acceptLoop(listener, {
+    signal: new AbortController().signal,
+    onConnection: (c) => c.close(),
+    sleep: () => Promise.reject(new Error("must not back off")),
+  });
+  listener.close();
+  const outcome = await loop.then(() => "resolved", (err: unknown) => err);
+  assert(outcome instanceof Deno.errors.BadResource, String(outcome));
+});
+
+Deno.test("acceptLoop logs each kind of failure once per run of failures", async () => {
+  await withLogs(async (logs) => {
+    const result = await run([
+      errno("EMFILE"),
+      errno("EMFILE"),
+      errno("EPROTO"),
+      errno("ENFILE"),
+      errno("EPROTO"),
+      errno("EMFILE"),
+      new Error("odd"),
+      new Error("odd"),
+      "a",
+      errno("EMFILE"),
+      errno("EPROTO"),
+      "b",
+      errno("ECONNABORTED"),
+      "c",
+    ]);
+    assertEquals(result.connections, ["a", "b", "c"]);
+    const warnings = logs.records
+      .filter((r) => r.level === "warning")
+      .map((r) => [r.category.join("."), logs.message(r)]);
+    const pausing = "pausing accepts until it clears";
+    assertEquals(warnings, [
+      ["upcase.accept", `accept failed: accept failed (EMFILE); ${pausing}`],
+      [
+        "upcase.accept",
+        "accept failed: accept failed (EPROTO); skipped that connection",
+      ],
+      ["upcase.accept", `accept failed: accept failed (ENFILE); ${pausing}`],
+      ["upcase.accept", `accept failed: odd; ${pausing}`],
+      ["upcase.accept", "accepting again after 6 failed accepts"],
+      ["upcase.accept", `accept failed: accept failed (EMFILE); ${pausing}`],
+      [
+        "upcase.accept",
+        "accept failed: accept failed (EPROTO); skipped that connection",
+      ],
+      ["upcase.accept", "accepting again after 1 failed accepts"],
+    ]);
+  });
+});
+
+Deno.test("acceptLoop logs to the logger it is given", async () => {
+  await withLogs(async (logs) => {
+    const stop = new AbortController();
+    const listener = new FakeListener([errno("EMFILE"), "a"], stop);
+    await acceptLoop(listener, {
+      signal: stop.signal,
+      onConnection: () => {},
+      sleep: () => Promise.resolve(),
+      log: getLogger(["upcase", "admin"]),
+    });
+    assertEquals(
+      logs.records.map((r) => r.category.join(".")),
+      ["upcase.admin", "upcase.admin"],
+    );
+  });
+});
 
 Deno.test("acceptLoop ends quietly when aborted while an accept is pending", async () => {
   const stop = new AbortController();
@@ -214,7 +314,7 @@ Deno.test("acceptLoop ends at once when aborted during a backoff, with the real 
   });
   await backingOff.promise;
   stop.abort();
-  await within(loop, 5000);
+  await within(loop, 5000, "the loop did not end");
   assertEquals(accepts, 1);
 });
 
@@ -237,7 +337,7 @@ Deno.test("acceptLoop ends when aborted while waiting for capacity, without acce
   });
   await waiting.promise;
   stop.abort();
-  await within(loop, 5000);
+  await within(loop, 5000, "the loop did not end");
   assertEquals(accepts, 0);
 });
 

@@ -8,6 +8,7 @@
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { serveAdmin } from "../src/admin_server.ts";
+import type { HttpServeLimits } from "../src/http_server.ts";
 import { renderMetrics } from "../src/prometheus.ts";
 import { serve, type ServeOptions } from "../src/serve.ts";
 import { ServerStats } from "../src/server_stats.ts";
@@ -15,19 +16,23 @@ import {
   finish,
   get,
   parseMetrics,
+  rawExchange,
+  readToEnd,
   roundTrip,
   sample,
+  within,
   withLogs,
 } from "./_admin.ts";
 import {
   asciiUpper,
+  assertAccountedFor,
   exchange,
   needs,
   randomBytes,
   readExactly,
 } from "./_helpers.ts";
 
-function start(options: ServeOptions = {}) {
+function start(options: ServeOptions = {}, limits: HttpServeLimits = {}) {
   const server = serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -39,6 +44,7 @@ function start(options: ServeOptions = {}) {
     port: 0,
     server,
     onListen() {},
+    ...limits,
   });
   return {
     server,
@@ -150,7 +156,9 @@ Deno.test("serveAdmin /metrics counts refusals over the per-address limit", asyn
     await logs.until(/over the limit of 1 per address/);
     const m = await scrape(t.port);
     assertEquals(sample(m, "upcase_connections_refused_total"), 1);
-    assertEquals(sample(m, "upcase_connections_accepted_total"), 1);
+    // Accepted, then refused: both counters have it.
+    assertEquals(sample(m, "upcase_connections_accepted_total"), 2);
+    assertAccountedFor(t.server.stats());
     await finish(held);
   });
 });
@@ -246,7 +254,7 @@ Deno.test("serveAdmin /readyz turns 503 draining during a drain, and /healthz st
   assertEquals(await get(t.port, "/readyz").then((r) => r.status), 503);
 });
 
-Deno.test("serveAdmin /readyz turns 503 paused at --max-connections, and 200 once a slot frees", async () => {
+Deno.test("serveAdmin /readyz stays 200 at --max-connections, where /metrics shows the pause until a slot frees", async () => {
   await withLogs(async (logs) => {
     await using t = start({ maxConnections: 1 });
     const held = await t.connect();
@@ -254,8 +262,8 @@ Deno.test("serveAdmin /readyz turns 503 paused at --max-connections, and 200 onc
     // connection over, so once the echo is back the server is paused.
     assertEquals(await roundTrip(held, "first"), "FIRST");
     assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
-      503,
-      "paused",
+      200,
+      "ready",
     ]);
     assertEquals(sample(await scrape(t.port), "upcase_accepting_paused"), 1);
     // A client in the backlog meanwhile takes the slot as soon as it frees,
@@ -267,18 +275,15 @@ Deno.test("serveAdmin /readyz turns 503 paused at --max-connections, and 200 onc
       new TextDecoder().decode(await readExactly(waiting, 6)),
       "SECOND",
     );
-    assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
-      503,
-      "paused",
-    ]);
-    // With nobody waiting, a freed slot leaves the server ready.
+    assertEquals(sample(await scrape(t.port), "upcase_accepting_paused"), 1);
+    // With nobody waiting, a freed slot leaves the server accepting.
     await finish(waiting);
-    await logs.until(/accepting again/, 2);
+    await logs.until(/closed \(eof\)/, 2);
+    assertEquals(sample(await scrape(t.port), "upcase_accepting_paused"), 0);
     assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
       200,
       "ready",
     ]);
-    assertEquals(sample(await scrape(t.port), "upcase_accepting_paused"), 0);
   });
 });
 
@@ -304,6 +309,7 @@ Deno.test("serveAdmin /status.json lists the open connections with their bytes",
     maxConnections: 10,
     maxConnectionsPerIp: 0,
     idleTimeout: 5000,
+    handshakeTimeout: 10_000,
   });
   assertEquals(json.activeTotal, 2);
   const rows = json.stats.active.map((
@@ -377,3 +383,89 @@ Deno.test("serveAdmin logs where it listens unless onListen is given", async () 
     );
   });
 });
+
+Deno.test("serveAdmin answers 408 and closes a request that stops after its first header line", async () => {
+  await using t = start({}, { headerTimeout: 500 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
+  await conn.write(
+    new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: probe\r\n"),
+  );
+  // Bounded, so that a server without the deadline fails here rather than
+  // hanging the test.
+  let cut = false;
+  const timer = setTimeout(() => {
+    cut = true;
+    conn.close();
+  }, 10_000);
+  const answer = await readToEnd(conn).catch(() => "").finally(() =>
+    clearTimeout(timer)
+  );
+  assert(!cut, "the request was still open after 10 s");
+  if (!cut) conn.close();
+  assert(answer.startsWith("HTTP/1.1 408 Request Timeout\r\n"), answer);
+});
+
+Deno.test("serveAdmin holds clients over its connection limit in the backlog until a slot frees", async () => {
+  await withLogs(async (logs) => {
+    await using t = start({}, { maxConnections: 2, headerTimeout: 1000 });
+    const connect = () => Deno.connect({ hostname: "127.0.0.1", port: t.port });
+    using a = await connect();
+    using b = await connect();
+    for (const conn of [a, b]) {
+      await conn.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\n"));
+    }
+    await within(
+      logs.until(/admin connection limit of 2 reached/),
+      10_000,
+      "no connection limit was reached",
+    );
+    // This one waits in the backlog until a held one is cut at the header
+    // deadline; without the limit it would be answered at once.
+    const probe = rawExchange(
+      t.port,
+      "GET /healthz HTTP/1.1\r\nHost: probe\r\n\r\n",
+    );
+    const first = await Promise.race([
+      readToEnd(a).then(() => "a held client was cut"),
+      readToEnd(b).then(() => "a held client was cut"),
+      probe.then(() => "the probe was answered"),
+    ]);
+    assertEquals(first, "a held client was cut");
+    assert((await probe).startsWith("HTTP/1.1 200 OK\r\n"));
+  });
+});
+
+for (const hostname of ["0.0.0.0", "::"]) {
+  Deno.test(`serveAdmin warns once that ${hostname} exposes the connection table`, async () => {
+    await withLogs(async (logs) => {
+      await using server = serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        onListen() {},
+      });
+      await using admin = serveAdmin({ hostname, port: 0, server });
+      const warnings = logs.records.filter((r) => r.level === "warning");
+      assertEquals(warnings.length, 1, logs.records.map(logs.message).join());
+      const text = logs.message(warnings[0]!);
+      assert(text.includes(`:${admin.addr.port} is not on a loopback`), text);
+      assert(text.includes("every client's address"), text);
+    });
+  });
+}
+
+for (const hostname of ["127.0.0.1", "127.1.2.3", "::1"]) {
+  Deno.test(`serveAdmin does not warn on the loopback address ${hostname}`, async () => {
+    await withLogs(async (logs) => {
+      await using server = serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        onListen() {},
+      });
+      await using _admin = serveAdmin({ hostname, port: 0, server });
+      assertEquals(
+        logs.records.filter((r) => r.level === "warning").map(logs.message),
+        [],
+      );
+    });
+  });
+}

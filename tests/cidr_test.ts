@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { CidrSet } from "../src/cidr.ts";
 
 Deno.test("CidrSet matches IPv4 ranges at every prefix boundary", () => {
@@ -20,7 +20,9 @@ Deno.test("CidrSet matches IPv6 ranges, and IPv4-mapped addresses against IPv4 r
   assertEquals(set.has("::1"), false);
   assertEquals(CidrSet.parse("::1").has("::1"), true);
   assertEquals(CidrSet.parse("::/0").has("fe80::1"), true);
-  assertEquals(CidrSet.parse("::/0").has("10.0.0.1"), false);
+  // ::/0 spans the IPv4-mapped block, so it holds IPv4 clients as well.
+  assertEquals(CidrSet.parse("::/0").has("10.0.0.1"), true);
+  assertEquals(CidrSet.parse("2000::/3").has("10.0.0.1"), false);
 });
 
 Deno.test("CidrSet rejects what is not a range, naming the entry", () => {
@@ -48,4 +50,14 @@ Deno.test("CidrSet says no to what is not an address", () => {
   const set = CidrSet.parse("0.0.0.0/0,::/0");
   assertEquals(set.has("not-an-ip"), false);
   assertEquals(set.has("/tmp/upcase.sock"), false);
+});
+
+Deno.test("CidrSet matches an entry written as IPv4-mapped IPv6 against the IPv4 address", () => {
+  const mapped = CidrSet.parse("::ffff:10.0.0.5,::ffff:192.168.0.0/112");
+  assert(mapped.has("10.0.0.5"));
+  assert(mapped.has("::ffff:10.0.0.5"));
+  assert(mapped.has("192.168.7.1"));
+  assert(!mapped.has("10.0.0.6"));
+  assert(!mapped.has("192.169.0.1"));
+  assert(!CidrSet.parse("::1/128").has("127.0.0.1"));
 });

@@ -24,7 +24,9 @@ Deno.test("parseConfig gives the documented defaults", () => {
     drainTimeout: 10,
     maxConnections: 0,
     maxConnectionsPerIp: 0,
+    ipv6Prefix: 64,
     idleTimeout: 300,
+    handshakeTimeout: 10,
     admin: undefined,
     tlsCert: undefined,
     tlsKey: undefined,
@@ -112,7 +114,30 @@ Deno.test("parseConfig rejects a bad admin address and a lone TLS file", () => {
   assertThrows(
     () => parseConfig(["--tls-key", "k.pem"], noEnv),
     TypeError,
-    "--tls-cert without --tls-key",
+    "Cannot use --tls-key without --tls-cert",
+  );
+  assertThrows(
+    () => parseConfig(["--tls-cert", "c.pem"], noEnv),
+    TypeError,
+    "Cannot use --tls-cert without --tls-key",
+  );
+});
+
+Deno.test("parseConfig takes warn for warning, as operators type it", () => {
+  assertEquals(parseConfig(["--log-level", "warn"], noEnv).logLevel, "warning");
+  assertEquals(
+    parseConfig([], (name) => name === "UPCASE_LOG_LEVEL" ? "warn" : undefined)
+      .logLevel,
+    "warning",
+  );
+});
+
+Deno.test("parseConfig takes a drain timeout longer than a timer holds", () => {
+  // Waited out in steps by the server; see long_timeout.ts.
+  const month = 30 * 24 * 3600;
+  assertEquals(
+    parseConfig(["--drain-timeout", String(month)], noEnv).drainTimeout,
+    month,
   );
 });
 
@@ -232,7 +257,7 @@ Deno.test("parseConfig rejects every kind of bad input with a message naming the
         ["--log-level", "loud"],
         {},
         RangeError,
-        'Cannot parse --log-level: "loud" is not one of trace, debug, info, warning, error',
+        'Cannot parse --log-level: "loud" is not one of trace, debug, info, warning (or warn), error',
       ],
       [[], { UPCASE_LOG_LEVEL: "LOUD" }, RangeError, "UPCASE_LOG_LEVEL"],
       [
@@ -296,6 +321,17 @@ Deno.test("parseConfig rejects every kind of bad input with a message naming the
       [["--bogus=1"], {}, TypeError, 'Unknown option "--bogus"'],
       [["-x"], {}, TypeError, 'Unknown option "-x"'],
       [["serve"], {}, TypeError, 'Unexpected argument "serve"'],
+      // An empty path or address would otherwise quietly mean "off".
+      [
+        ["--unix", ""],
+        {},
+        TypeError,
+        'Cannot parse --unix: "" is empty; give a path, or leave the option out',
+      ],
+      [["--unix="], {}, TypeError, "Cannot parse --unix"],
+      [[], { UPCASE_UNIX: "" }, TypeError, "Cannot parse UPCASE_UNIX"],
+      [["--tls-cert", ""], {}, TypeError, "Cannot parse --tls-cert"],
+      [["--admin", ""], {}, TypeError, "Cannot parse --admin"],
     ];
   for (const [args, env, type, message] of cases) {
     const err = assertThrows(

@@ -1,7 +1,8 @@
 /**
  * The deployment files (deploy/k8s/*.yaml, deploy/upcase.service) agree with
  * the CLI: every flag exists and its value parses, and the ports, probe paths,
- * timeouts and paths in the files match the flags.
+ * timeouts and paths in the files match the flags; the NetworkPolicy lets
+ * only the scraper reach the admin port.
  *
  * No YAML library is allowed (the lock is frozen), so the manifests are read
  * by a small parser for the block-style subset they are written in; it throws
@@ -180,13 +181,18 @@ function unquotedNonStrings(text: string): string[] {
 export interface DeployFiles {
   deployment: string;
   service: string;
+  networkPolicy: string;
   unit: string;
   readme: string;
   denoJson: string;
 }
 
 const FLAGS = new Set(OPTIONS.map((o) => o.flag));
-/** What `deno task compile` does not embed: --allow-read and --allow-run. */
+/**
+ * What `deno task compile` does not embed: --allow-read (and write, for a
+ * Unix socket). It does embed --allow-run and --unstable-net, for
+ * --workers.
+ */
 function needsMorePermissions(config: Config): string[] {
   const extra: string[] = [];
   if (config.tlsCert !== undefined) {
@@ -195,7 +201,6 @@ function needsMorePermissions(config: Config): string[] {
   if (config.unix !== undefined) {
     extra.push("--unix (needs --allow-read/write)");
   }
-  if (config.workers > 1) extra.push("--workers (needs --allow-run)");
   return extra;
 }
 
@@ -402,6 +407,139 @@ export function checkKubernetes(files: DeployFiles): string[] {
   return problems;
 }
 
+/** The upcase pod of the Deployment: its labels, ports and parsed args. */
+function upcasePod(files: DeployFiles) {
+  const deployment = parseYaml(files.deployment).map(obj).find((d) =>
+    d.kind === "Deployment"
+  );
+  const template = obj(obj(deployment?.spec).template);
+  const container = list(obj(template.spec).containers).map(obj).find((c) =>
+    c.name === "upcase"
+  );
+  if (!container) return undefined;
+  const args = [...list(container.command), ...list(container.args)];
+  let config: Config;
+  try {
+    config = parseConfig(args.map(String), () => undefined);
+  } catch {
+    // checkKubernetes reports it.
+    return undefined;
+  }
+  const byName = new Map(
+    list(container.ports).map(obj).map((p) => [p.name, p.containerPort]),
+  );
+  return {
+    labels: obj(obj(template.metadata).labels),
+    config,
+    resolve: (port: Yaml | undefined) =>
+      typeof port === "string" ? byName.get(port) : port,
+  };
+}
+
+/** The problems of one `from` entry that may reach the admin port. */
+function adminPeerProblems(peer: Obj, rule: number): string[] {
+  const where = `NetworkPolicy: rule ${rule}`;
+  if (peer.ipBlock !== undefined) {
+    return [
+      `${where} opens the admin port to an ipBlock; name the scraper by labels`,
+    ];
+  }
+  const problems: string[] = [];
+  const labelled = (selector: Yaml | undefined) =>
+    Object.keys(obj(obj(selector).matchLabels)).length > 0 ||
+    list(obj(selector).matchExpressions).length > 0;
+  if (!labelled(peer.podSelector)) {
+    problems.push(
+      `${where} opens the admin port to every pod it selects; give a podSelector`,
+    );
+  }
+  if (
+    peer.namespaceSelector !== undefined && !labelled(peer.namespaceSelector)
+  ) {
+    problems.push(`${where} opens the admin port to every namespace`);
+  }
+  return problems;
+}
+
+/**
+ * Checks the NetworkPolicy against the Deployment: it selects the upcase
+ * pods, lets any client reach the data port, and lets only labelled pods
+ * (the scraper) reach the --admin port; the kubelet's probes come from the
+ * node, which NetworkPolicy always allows.
+ */
+export function checkNetworkPolicy(files: DeployFiles): string[] {
+  const policies = parseYaml(files.networkPolicy).map(obj).filter((d) =>
+    d.kind === "NetworkPolicy"
+  );
+  const pod = upcasePod(files);
+  if (policies.length !== 1) return ["expected one NetworkPolicy"];
+  if (!pod?.config.admin) {
+    return ["NetworkPolicy: the Deployment has no --admin"];
+  }
+  const problems: string[] = [];
+  const spec = obj(policies[0]!.spec);
+  const selector = obj(obj(spec.podSelector).matchLabels);
+  if (Object.keys(selector).length === 0) {
+    problems.push("NetworkPolicy podSelector is empty");
+  }
+  for (const [key, value] of Object.entries(selector)) {
+    if (pod.labels[key] !== value) {
+      problems.push(
+        `NetworkPolicy podSelector ${key}=${value} does not match the pod labels`,
+      );
+    }
+  }
+  if (!list(spec.policyTypes).includes("Ingress")) {
+    problems.push(
+      "NetworkPolicy: policyTypes leaves out Ingress, so it restricts nothing",
+    );
+  }
+  const { port: data } = pod.config;
+  const admin = pod.config.admin.port;
+  let dataOpen = false;
+  let adminReached = false;
+  for (const [i, rule] of list(spec.ingress).map(obj).entries()) {
+    const ports = list(rule.ports).map(obj);
+    for (const p of ports) {
+      if (pod.resolve(p.port) === undefined) {
+        problems.push(
+          `NetworkPolicy: rule ${i + 1} port ${p.port} names no container port`,
+        );
+      }
+    }
+    // A rule without ports covers them all.
+    const covers = (port: number) =>
+      ports.length === 0 ||
+      ports.some((p) =>
+        pod.resolve(p.port) === port && (p.protocol ?? "TCP") === "TCP"
+      );
+    const from = list(rule.from).map(obj);
+    if (covers(data) && from.length === 0) dataOpen = true;
+    if (!covers(admin)) continue;
+    if (from.length === 0) {
+      problems.push(
+        `NetworkPolicy: rule ${
+          i + 1
+        } lets every source reach the admin port ${admin}`,
+      );
+      continue;
+    }
+    problems.push(...from.flatMap((peer) => adminPeerProblems(peer, i + 1)));
+    adminReached = true;
+  }
+  if (!dataOpen) {
+    problems.push(
+      `NetworkPolicy: no rule lets clients reach the data port ${data}`,
+    );
+  }
+  if (!adminReached) {
+    problems.push(
+      `NetworkPolicy: no rule lets the scraper reach the --admin port ${admin}`,
+    );
+  }
+  return problems;
+}
+
 /** Reads a systemd unit: section → key → values (repeated keys kept). */
 export function parseUnit(text: string): Map<string, Map<string, string[]>> {
   const sections = new Map<string, Map<string, string[]>>();
@@ -446,6 +584,13 @@ export function checkUnit(files: DeployFiles): string[] {
 
   if (last("KillSignal") !== "SIGTERM") {
     problems.push("unit: KillSignal is not SIGTERM");
+  }
+  // Both reach every --workers process, each of which then drains once.
+  const killMode = last("KillMode") ?? "control-group";
+  if (killMode !== "control-group" && killMode !== "mixed") {
+    problems.push(
+      `unit: KillMode ${killMode} leaves --workers processes running after a stop`,
+    );
   }
   const stop = secondsOf(last("TimeoutStopSec"));
   if (!(stop > config.drainTimeout)) {
@@ -505,6 +650,7 @@ async function readFiles(): Promise<DeployFiles> {
   return {
     deployment: await read("deploy/k8s/deployment.yaml"),
     service: await read("deploy/k8s/service.yaml"),
+    networkPolicy: await read("deploy/k8s/networkpolicy.yaml"),
     unit: await read("deploy/upcase.service"),
     readme: await read("README.md"),
     denoJson: await read("deno.json"),
@@ -545,6 +691,7 @@ Deno.test("parseYaml reads the block subset and refuses the rest", () => {
 Deno.test("deploy files agree with the CLI", async () => {
   const files = await readFiles();
   assertEquals(checkKubernetes(files), []);
+  assertEquals(checkNetworkPolicy(files), []);
   assertEquals(checkUnit(files), []);
   assertEquals(installPath(files.readme), "/usr/local/bin/upcase");
 });
@@ -645,6 +792,83 @@ Deno.test("deploy checks report a change made in one place only", async () => {
         "targetPort dat names no port",
       ],
       [
+        "admin port in args only, named in the policy",
+        "deployment",
+        "0.0.0.0:9090",
+        "0.0.0.0:9091",
+        "no rule lets the scraper reach the --admin port 9091",
+      ],
+      [
+        "policy on another admin port",
+        "networkPolicy",
+        "- port: admin",
+        "- port: 9091",
+        "no rule lets the scraper reach the --admin port 9090",
+      ],
+      [
+        "policy port that names nothing",
+        "networkPolicy",
+        "- port: data",
+        "- port: dta",
+        "rule 1 port dta names no container port",
+      ],
+      [
+        "policy without the data port",
+        "networkPolicy",
+        "    - ports:\n        - port: data\n          protocol: TCP\n",
+        "",
+        "no rule lets clients reach the data port 7000",
+      ],
+      [
+        "policy rule for all ports from anywhere",
+        "networkPolicy",
+        "    - ports:\n        - port: data\n          protocol: TCP\n",
+        "    - {}\n",
+        "rule 1 lets every source reach the admin port 9090",
+      ],
+      [
+        "admin port from anywhere",
+        "networkPolicy",
+        / {4}- from:\n(?: {8}.*\n)+ {6}ports:\n/,
+        "    - ports:\n",
+        "rule 2 lets every source reach the admin port 9090",
+      ],
+      [
+        "admin port from every namespace",
+        "networkPolicy",
+        /namespaceSelector:\n\s+matchLabels:\n\s+kubernetes\.io\/metadata\.name: monitoring/,
+        "namespaceSelector: {}",
+        "rule 2 opens the admin port to every namespace",
+      ],
+      [
+        "admin port from every pod of the namespace",
+        "networkPolicy",
+        /\n\s+podSelector:\n\s+matchLabels:\n\s+app\.kubernetes\.io\/name: prometheus/,
+        "",
+        "rule 2 opens the admin port to every pod it selects",
+      ],
+      [
+        "admin port from an IP block",
+        "networkPolicy",
+        "- namespaceSelector:",
+        "- ipBlock:\n            cidr: 0.0.0.0/0\n          namespaceSelector:",
+        "rule 2 opens the admin port to an ipBlock",
+      ],
+      [
+        "policy selects other pods",
+        "networkPolicy",
+        /matchLabels:\n(\s+)app\.kubernetes\.io\/name: upcase/,
+        "matchLabels:\n$1app.kubernetes.io/name: upcas",
+        "NetworkPolicy podSelector app.kubernetes.io/name=upcas",
+      ],
+      [
+        "policy for egress only",
+        "networkPolicy",
+        "- Ingress",
+        "- Egress",
+        "policyTypes leaves out Ingress",
+      ],
+      [
         "renamed flag in the unit",
         "unit",
         "--log-format json",
@@ -652,11 +876,11 @@ Deno.test("deploy checks report a change made in one place only", async () => {
         "--log-fmt is not an upcase option",
       ],
       [
-        "workers in the compiled binary",
+        "kill mode",
         "unit",
-        "--max-connections 10000",
-        "--max-connections 10000 --workers 4",
-        "cannot use --workers",
+        "KillMode=control-group",
+        "KillMode=process",
+        "KillMode process leaves --workers processes running",
       ],
       [
         "unit binary path",
@@ -717,7 +941,11 @@ Deno.test("deploy checks report a change made in one place only", async () => {
     ];
   for (const [name, file, from, to, expected] of cases) {
     const mutated = { ...files, [file]: replaceOnce(files[file], from, to) };
-    const problems = [...checkKubernetes(mutated), ...checkUnit(mutated)];
+    const problems = [
+      ...checkKubernetes(mutated),
+      ...checkNetworkPolicy(mutated),
+      ...checkUnit(mutated),
+    ];
     assert(
       problems.some((p) => p.includes(expected)),
       `${name}: expected a problem with "${expected}", got ${
@@ -748,7 +976,9 @@ Deno.test({
     : "parseYaml agrees with PyYAML on the manifests (skipped: python3-yaml not installed)",
   ignore: !pyYaml,
   async fn() {
-    for (const file of ["deployment.yaml", "service.yaml"]) {
+    for (
+      const file of ["deployment.yaml", "service.yaml", "networkpolicy.yaml"]
+    ) {
       const path = `${ROOT}deploy/k8s/${file}`;
       const out = await new Deno.Command(PYTHON, {
         args: [

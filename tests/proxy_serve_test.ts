@@ -4,6 +4,7 @@ import { serve } from "../src/serve.ts";
 import { withLogs } from "./_admin.ts";
 import {
   asciiUpper,
+  assertAccountedFor,
   needs,
   randomBytes,
   readExactly as readExactlyUnbounded,
@@ -276,7 +277,7 @@ Deno.test("serve with proxyProtocol closes and counts a malformed header, a part
     const server = serve({
       ...quiet,
       proxyProtocol: true,
-      proxyHeaderTimeout: 150,
+      handshakeTimeout: 150,
     });
     const { port } = server.addr;
 
@@ -362,7 +363,9 @@ Deno.test("serve with proxyProtocol closes a source outside proxyTrusted at once
     }
     // Counted in the accept loop, before the close the client saw.
     assertEquals(server.stats().proxyRejected.untrusted, 1);
-    assertEquals(server.stats().accepted, 0);
+    // Accepted from the listener like every other connection.
+    assertEquals(server.stats().accepted, 1);
+    assertAccountedFor(server.stats());
     await server.shutdown();
     assert(
       logs.records.map(logs.message).some((m) =>
@@ -373,20 +376,25 @@ Deno.test("serve with proxyProtocol closes a source outside proxyTrusted at once
   });
 });
 
-Deno.test(
-  needs(
-    ["/usr/bin/python3"],
-    "serve with proxyProtocol trusts a source by its own address (a client bound to 127.0.0.3)",
-  ),
-  async () => {
-    await withLogs(async (logs) => {
-      const server = serve({
-        ...quiet,
-        proxyProtocol: true,
-        proxyTrusted: CidrSet.parse("127.0.0.3/32"),
-      });
-      // Deno cannot choose a client's source address; Python can.
-      const script = `
+// However the operator wrote the entry, IPv4 or IPv4-mapped IPv6, it is the
+// same source.
+for (
+  const trusted of ["127.0.0.3/32", "::ffff:127.0.0.3", "::ffff:127.0.0.0/104"]
+) {
+  Deno.test(
+    needs(
+      ["/usr/bin/python3"],
+      `serve with proxyProtocol trusts a source by its own address (a client bound to 127.0.0.3, trusted as ${trusted})`,
+    ),
+    async () => {
+      await withLogs(async (logs) => {
+        const server = serve({
+          ...quiet,
+          proxyProtocol: true,
+          proxyTrusted: CidrSet.parse(trusted),
+        });
+        // Deno cannot choose a client's source address; Python can.
+        const script = `
 import socket, sys
 s = socket.socket()
 s.settimeout(10)
@@ -403,24 +411,25 @@ while True:
     out += chunk
 sys.stdout.write(out.decode())
 `;
-      const output = await new Deno.Command("/usr/bin/python3", {
-        args: ["-c", script],
-        stdin: "null",
-      }).output();
-      assertEquals(output.code, 0, decoder.decode(output.stderr));
-      const [localPort, reply] = decoder.decode(output.stdout).split("\n");
-      assertEquals(reply, "FROM PYTHON");
-      await server.shutdown();
-      assert(
-        logs.records.map(logs.message).includes(
-          `connection 1 opened from 192.0.2.77:5555 via 127.0.0.3:${localPort}`,
-        ),
-        logs.records.map(logs.message).join("\n"),
-      );
-      assertEquals(server.stats().proxyRejected.untrusted, 0);
-    });
-  },
-);
+        const output = await new Deno.Command("/usr/bin/python3", {
+          args: ["-c", script],
+          stdin: "null",
+        }).output();
+        assertEquals(output.code, 0, decoder.decode(output.stderr));
+        const [localPort, reply] = decoder.decode(output.stdout).split("\n");
+        assertEquals(reply, "FROM PYTHON");
+        await server.shutdown();
+        assert(
+          logs.records.map(logs.message).includes(
+            `connection 1 opened from 192.0.2.77:5555 via 127.0.0.3:${localPort}`,
+          ),
+          logs.records.map(logs.message).join("\n"),
+        );
+        assertEquals(server.stats().proxyRejected.untrusted, 0);
+      });
+    },
+  );
+}
 
 Deno.test("serve with proxyProtocol applies maxConnectionsPerIp to the real client's address", async () => {
   await withLogs(async (logs) => {
@@ -463,6 +472,7 @@ Deno.test("serve with proxyProtocol applies maxConnectionsPerIp to the real clie
     }
     await server.shutdown();
     assertEquals(server.stats().refused, 1);
+    assertAccountedFor(server.stats());
   });
 });
 

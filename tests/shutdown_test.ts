@@ -170,3 +170,31 @@ Deno.test("SIGTERM sent as soon as the server logs that it listens still shuts d
     );
   }
 });
+
+Deno.test("a drain timeout longer than a timer can hold (24.8 days) waits, and prints no warning", async () => {
+  // 30 days: past the 32-bit timer, which would fire at once and cut.
+  await using server = await ServerProcess.start([
+    "--drain-timeout",
+    String(30 * 24 * 3600),
+  ]);
+  const conn = await connectAccepted(server);
+  try {
+    server.child.kill("SIGTERM");
+    await server.waitForLine(/shutting down/);
+    // Still served after the drain began, and long after a 1 ms timer.
+    const data = randomBytes(64 * 1024, 30);
+    await writeAll(conn, data);
+    assertEquals(await readExactly(conn, data.length), asciiUpper(data));
+    await conn.closeWrite();
+    assertEquals((await readToEnd(conn)).length, 0);
+    const status = await server.exit();
+    assertEquals(status.code, 0, server.lines.join("\n"));
+    assert(
+      hasLine(server, "shutdown complete: 1 drained, 0 cut"),
+      server.lines.join("\n"),
+    );
+    assert(!hasLine(server, "Warning"), server.lines.join("\n"));
+  } finally {
+    conn.close();
+  }
+});

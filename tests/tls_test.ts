@@ -609,8 +609,9 @@ Deno.test("ReloadableTlsListener fails the accept when the port cannot be reopen
     () => listener.reload({ cert: "two", key: "2" }),
     Deno.errors.AddrInUse,
   );
-  // The accept loop learns why, and stops: there is no listener left.
-  await assertRejects(() => next, Deno.errors.AddrInUse);
+  // The accept loop stops, as for a closed listener, and learns why.
+  const err = await assertRejects(() => next, Deno.errors.BadResource);
+  assert(err.cause instanceof Deno.errors.AddrInUse, String(err.cause));
   listener.close();
 });
 
@@ -625,4 +626,53 @@ Deno.test("ReloadableTlsListener ends a pending accept on close, and a reload af
     Deno.errors.BadResource,
   );
   assertEquals(opened.length, 1);
+});
+
+Deno.test({
+  ...needs(
+    ["openssl"],
+    "tls a client that never sends a ClientHello loses its slot at --handshake-timeout, even with --idle-timeout 0",
+  ),
+  async fn() {
+    await using dir = await tempDir();
+    const cert = await makeCert(dir.path, "upcase-test-slow");
+    await using server = await startTls(cert, [
+      "--max-connections",
+      "1",
+      "--idle-timeout",
+      "0",
+      "--handshake-timeout",
+      "0.3",
+    ]);
+    // Plain TCP that opens and then says nothing, as a slowloris client
+    // does, takes the only slot.
+    using _silent = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+    });
+    await server.waitForLine(/connection 1 opened/);
+    const started = performance.now();
+    // A real client waits in the backlog until the deadline frees the slot;
+    // without one it would wait for good, so the wait is bounded.
+    const served = connectTls(server.port, cert).then(async (client) => {
+      try {
+        await roundTrip(client, "on time");
+        return "served";
+      } finally {
+        client.close();
+      }
+    });
+    const outcome = await Promise.race([
+      served,
+      server.exit().then(() => "server exited"),
+      new Promise<string>((resolve) => {
+        const timer = setTimeout(() => resolve("not served in 10 s"), 10_000);
+        served.finally(() => clearTimeout(timer));
+      }),
+    ]);
+    assertEquals(outcome, "served", server.lines.join("\n"));
+    const waited = performance.now() - started;
+    assert(waited >= 250, `served after ${waited} ms, before the deadline`);
+    await server.waitForLine(/connection 1 closed \(handshake_timeout\)/);
+  },
 });

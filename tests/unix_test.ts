@@ -33,8 +33,8 @@ async function tempDir(): Promise<AsyncDisposable & { path: string }> {
 function socketPermissions(path: string): string[] {
   return [
     `--allow-net=unix:${path}`,
-    `--allow-read=${path}`,
-    `--allow-write=${path}`,
+    `--allow-read=${path},${path}.lock`,
+    `--allow-write=${path},${path}.lock`,
   ];
 }
 
@@ -139,10 +139,10 @@ Deno.test({
       out.stderr,
       `upcase: Cannot listen on unix:${path}: the path is in use by a running server\n`,
     );
-    // The check that found it alive was one empty connection ...
-    await first.waitForLine(/connection 1 closed \(eof\): 0 bytes in/);
-    // ... and the running server still has its socket and serves on it.
+    // The running server still has its socket and serves on it; the lock
+    // turned the second one away before it even connected to check.
     assertEquals(await ncUnix(path, "still mine"), "STILL MINE");
+    await first.waitForLine(/connection 1 closed \(eof\): 10 bytes in/);
   },
 });
 
@@ -168,7 +168,7 @@ Deno.test("unix without read and write permission for the path names the flags a
   assertEquals(out.code, 1, out.stderr);
   assertEquals(
     out.stderr,
-    `upcase: Listening on unix:${path} is not allowed: run with --allow-read=${path} --allow-write=${path}\n`,
+    `upcase: Listening on unix:${path} is not allowed: run with --allow-read=${path},${path}.lock --allow-write=${path},${path}.lock\n`,
   );
   assert(!(await isSocket(path)));
 });
@@ -225,4 +225,86 @@ Deno.test("unix serve() on a path: the per-address limit does not apply, and clo
     assertEquals(server.stats().refused, 0);
   }
   assert(!(await isSocket(path)), "shutdown removed the socket file");
+});
+
+Deno.test({
+  ...needs(
+    ["nc"],
+    "unix servers started at once on a stale path: one takes it, the others exit 1, none is orphaned",
+  ),
+  async fn() {
+    await using dir = await tempDir();
+    const path = `${dir.path}/upcase.sock`;
+    // Check, remove and listen are three steps; without a lock around them
+    // a second server could remove the first one's fresh socket and bind
+    // its own, leaving the first listening on a file nobody can reach.
+    for (let round = 1; round <= 5; round++) {
+      {
+        await using crashed = await startUnix(path);
+        crashed.child.kill("SIGKILL");
+        await crashed.exit();
+      }
+      const racers = await Promise.allSettled(
+        Array.from({ length: 6 }, () => startUnix(path)),
+      );
+      const winners = racers.flatMap((r) =>
+        r.status === "fulfilled" ? [r.value] : []
+      );
+      try {
+        assertEquals(
+          winners.length,
+          1,
+          `round ${round}: servers that listened:\n${
+            winners.map((w) => w.lines.join("\n")).join("\n---\n")
+          }`,
+        );
+        for (const r of racers) {
+          if (r.status === "rejected") {
+            assertMatch(String(r.reason), /Cannot listen on unix:/);
+          }
+        }
+        const winner = winners[0]!;
+        assertEquals(await ncUnix(path, `round ${round}`), `ROUND ${round}`);
+        await winner.waitForLine(/connection \d+ closed \(eof\): 7 bytes in/);
+      } finally {
+        for (const w of winners) await w[Symbol.asyncDispose]();
+      }
+    }
+  },
+});
+
+Deno.test({
+  ...needs(
+    ["nc"],
+    "unix a server leaves a stale path alone while another holds its lock, and exits 1",
+  ),
+  async fn() {
+    await using dir = await tempDir();
+    const path = `${dir.path}/upcase.sock`;
+    {
+      await using crashed = await startUnix(path);
+      crashed.child.kill("SIGKILL");
+      await crashed.exit();
+    }
+    // This test stands for a server in the middle of its own start.
+    using lock = await Deno.open(`${path}.lock`, {
+      read: true,
+      write: true,
+      create: true,
+    });
+    assert(await lock.tryLock(true), "the crashed server's lock went with it");
+    const out = await runCli(["--unix", path], {
+      permissions: socketPermissions(path),
+    });
+    assertEquals(out.code, 1, out.stderr);
+    assertEquals(
+      out.stderr,
+      `upcase: Cannot listen on unix:${path}: the path is in use by a running server\n`,
+    );
+    assert(await isSocket(path), "the stale file was not touched");
+    await lock.unlock();
+    await using server = await startUnix(path);
+    await server.waitForLine(/removed the stale socket file/);
+    assertEquals(await ncUnix(path, "mine now"), "MINE NOW");
+  },
 });

@@ -21,7 +21,8 @@ async function throughStream(
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-const strict = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a U+FEFF is a character like any other, not to be dropped.
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * The reference for unicode mode, built differently from the code under

@@ -101,7 +101,7 @@ Deno.test("--workers restarts a worker that crashes, and serving goes on", async
   assertEquals((await get(admin, "/readyz")).status, 200);
 });
 
-Deno.test("--workers passes SIGTERM to every worker, which drain before the supervisor exits 0", async () => {
+Deno.test("--workers asks every worker to drain on SIGTERM, and exits 0 once they have", async () => {
   const server = await startWorkers(2, { args: ["--drain-timeout", "30"] });
   try {
     using conn = await Deno.connect({
@@ -113,7 +113,7 @@ Deno.test("--workers passes SIGTERM to every worker, which drain before the supe
       "BEFORE THE SIGNAL",
     );
     server.child.kill("SIGTERM");
-    await server.waitForLine(/received SIGTERM; passing it to 2 workers/);
+    await server.waitForLine(/received SIGTERM; asking 2 workers to drain/);
     await server.waitForLine(/^\[w1\] .*shutting down: no longer accepting/);
     await server.waitForLine(/^\[w2\] .*shutting down: no longer accepting/);
     // The held connection is still served while its worker drains.

@@ -1,0 +1,3 @@
+module upcase/churn
+
+go 1.19
