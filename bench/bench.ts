@@ -264,21 +264,26 @@ async function measure(
     });
   }
   if (server === UPCASE) {
-    const memory = await measureMemoryStates({
-      loadgen,
-      conns: sizes.memoryConns,
-      cpu: LOAD_CPU,
-      start: (args) =>
-        Running.start({
-          ...server,
-          command: (port, b) => [...server.command(port, b), ...args],
-        }, built),
-      log: (line) => log(`  ${server.name} ${line}`),
-    });
+    const memory = await measureMemory(server, loadgen, sizes);
     figures.memory = memory.cells;
     figures.notes.push(...memory.notes);
   }
   return figures;
+}
+
+/** The memory table, each cell on a fresh server with the mode's arguments. */
+function measureMemory(server: Server, loadgen: string, sizes: Sizes) {
+  return measureMemoryStates({
+    loadgen,
+    conns: sizes.memoryConns,
+    cpu: LOAD_CPU,
+    start: (args) =>
+      Running.start({
+        ...server,
+        command: (port, built) => [...server.command(port, built), ...args],
+      }),
+    log: (line) => log(`  ${server.name} ${line}`),
+  });
 }
 
 /** The server's CPU use since `cpu` and `started`, in % of one core. */
