@@ -1,6 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import type { AdminServer } from "./admin_server.ts";
-import { flushLogs } from "./logging.ts";
+import { flushLogs, writeLogLine } from "./logging.ts";
 import type { ServerSettings } from "./serve.ts";
 import { serveSupervisorAdmin } from "./supervisor_admin.ts";
 import { RestartBackoff } from "./supervisor_backoff.ts";
@@ -58,11 +58,12 @@ interface Worker {
   queued: string;
 }
 
-// Whole lines only, written synchronously, so that lines from different
-// workers never mix.
-function writeLine(line: string): void {
-  let bytes = encoder.encode(`${line}\n`);
-  while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+// Whole lines, so that lines from different workers never mix, through the
+// log's bounded queue: a stalled reader of standard error costs lines,
+// counted and reported, never the supervisor's attention, which the
+// connection limits, the heartbeat and the admin endpoint need.
+function forwardLine(line: string, id: number): void {
+  writeLogLine(`${tagWorkerLine(line, id)}\n`);
 }
 
 function describeExit(status: Deno.CommandStatus): string {
@@ -165,7 +166,7 @@ class Supervisor {
     });
     const stderrDone = forEachLine(
       child.stderr,
-      (line) => writeLine(tagWorkerLine(line, id)),
+      (line) => forwardLine(line, id),
     );
     const stdoutDone = forEachLine(
       child.stdout,
@@ -180,7 +181,7 @@ class Supervisor {
 
   #fromWorker(worker: Worker, line: string): void {
     const message = parseWorkerMessage(line);
-    if (message === undefined) return writeLine(tagWorkerLine(line, worker.id));
+    if (message === undefined) return forwardLine(line, worker.id);
     if (message.kind !== "ready") {
       return this.#broker?.receive(worker.id, message);
     }
