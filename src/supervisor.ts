@@ -4,7 +4,9 @@ import { flushLogs, writeLogLine } from "./logging.ts";
 import type { ServerSettings } from "./serve.ts";
 import { serveSupervisorAdmin } from "./supervisor_admin.ts";
 import { RestartBackoff } from "./supervisor_backoff.ts";
+import { Heartbeat, type HeartbeatChange } from "./supervisor_heartbeat.ts";
 import { LimitBroker } from "./supervisor_limits.ts";
+import { WorkerTotals } from "./supervisor_totals.ts";
 import { workerCommand } from "./worker_command.ts";
 import { forEachLine, tagWorkerLine } from "./worker_log.ts";
 import {
@@ -26,6 +28,21 @@ type StopSignal = keyof typeof SIGNAL_NUMBERS;
  */
 export const MAX_START_FAILURES = 5;
 
+/** Milliseconds between the supervisor's pings to each worker. */
+export const HEARTBEAT_MS = 1000;
+/**
+ * Pings in a row that a worker leaves unanswered before the server reports
+ * itself not ready: a stopped or stuck worker still gets its share of new
+ * clients from the kernel, and they wait.
+ */
+export const SILENT_BEATS = 3;
+/**
+ * Pings in a row that a worker leaves unanswered before the supervisor
+ * kills it and starts a new one. Long enough for a long garbage collection
+ * or a burst of work; short enough that the clients it strands are few.
+ */
+export const HUNG_BEATS = 10;
+
 /** Options for {@linkcode runSupervisor}. */
 export interface SupervisorOptions {
   /** How many workers to run. */
@@ -36,7 +53,7 @@ export interface SupervisorOptions {
   workerArgs: string[];
   /** Files the workers must read (the TLS pair), for their permissions. */
   readPaths?: string[];
-  /** Forward SIGHUP, so that every worker reloads its TLS files. */
+  /** Pass SIGHUP on, so that every worker reloads its TLS files once. */
   forwardHup?: boolean;
   /** The supervisor's own admin endpoint, with totals; off if absent. */
   admin?: { hostname: string; port: number };
@@ -52,7 +69,6 @@ interface Worker {
   startedAt: number;
   ready: boolean;
   restarted: boolean;
-  adminPort?: number;
   input: WritableStreamDefaultWriter<Uint8Array>;
   // Messages for the worker, written together at the end of this turn.
   queued: string;
@@ -80,6 +96,15 @@ class Supervisor {
   readonly #startFailures = new Map<number, number>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #broker: LimitBroker | undefined;
+  readonly #totals = new WorkerTotals();
+  readonly #heartbeat = new Heartbeat({
+    ping: (id, seq, connections) =>
+      this.#send(id, { kind: "ping", seq, connections }),
+    onChange: (id, change) => this.#onHeartbeat(id, change),
+    intervalMs: HEARTBEAT_MS,
+    silentAfter: SILENT_BEATS,
+    hungAfter: HUNG_BEATS,
+  });
   readonly #allUp = Promise.withResolvers<void>();
   readonly #allExited = Promise.withResolvers<void>();
   #up = false;
@@ -94,15 +119,14 @@ class Supervisor {
     this.#workerArgs = [
       ...options.workerArgs,
       // Later flags win, and these must: one process each, on the shared
-      // port, with a private admin endpoint for the totals.
+      // port. A worker serves no admin endpoint, whatever it is given: the
+      // supervisor's reports for it, from its answers to pings.
       "--workers",
       "1",
       "--host",
       addr.hostname,
       "--port",
       String(addr.port),
-      "--admin",
-      "127.0.0.1:0",
     ];
     if (settings.maxConnections > 0 || settings.maxConnectionsPerIp > 0) {
       this.#broker = new LimitBroker({
@@ -117,6 +141,7 @@ class Supervisor {
   async run(): Promise<number> {
     const unwire = this.#wireSignals();
     let admin: AdminServer | undefined;
+    this.#heartbeat.start();
     try {
       for (let id = 1; id <= this.#options.workers; id++) this.#start(id);
       const up = await Promise.race([
@@ -128,6 +153,7 @@ class Supervisor {
       log.info("all workers have exited");
       return this.#failed ? 1 : 0;
     } finally {
+      this.#heartbeat[Symbol.dispose]();
       this.#broker?.[Symbol.dispose]();
       await admin?.shutdown();
       unwire();
@@ -138,6 +164,7 @@ class Supervisor {
     const { command, args } = workerCommand(id, {
       args: this.#workerArgs,
       readPaths: this.#options.readPaths ?? [],
+      listenHost: this.#options.addr.hostname,
     });
     // In the supervisor's own process group, so that a stop sent to the
     // group (a Ctrl-C, `kill -TERM -PGID`) or a SIGKILL to it reaches them
@@ -182,11 +209,15 @@ class Supervisor {
   #fromWorker(worker: Worker, line: string): void {
     const message = parseWorkerMessage(line);
     if (message === undefined) return forwardLine(line, worker.id);
+    if (message.kind === "pong") {
+      this.#totals.report(worker.id, message.stats);
+      return this.#heartbeat.answered(worker.id, message.seq);
+    }
     if (message.kind !== "ready") {
       return this.#broker?.receive(worker.id, message);
     }
-    worker.adminPort = message.adminPort;
     worker.ready = true;
+    this.#heartbeat.add(worker.id);
     this.#startFailures.delete(worker.id);
     if (worker.restarted) {
       log.info("worker {worker} restarted", { worker: worker.id });
@@ -219,6 +250,8 @@ class Supervisor {
     const { id } = worker;
     this.#running.delete(id);
     this.#broker?.workerGone(id);
+    this.#heartbeat.remove(id);
+    this.#totals.retire(id);
     const fields = {
       worker: id,
       pid: worker.child.pid,
@@ -310,6 +343,40 @@ class Supervisor {
     this.#stopAll(signal);
   }
 
+  // Over the pipe rather than as a signal: the workers ignore SIGHUP, so
+  // that one sent to the whole process group reloads each of them once.
+  #reload(): void {
+    log.info(
+      "received SIGHUP; asking {workers} workers to reload the TLS certificate and key",
+      { workers: this.#running.size },
+    );
+    for (const id of this.#running.keys()) this.#send(id, { kind: "reload" });
+  }
+
+  #onHeartbeat(id: number, change: HeartbeatChange): void {
+    const worker = this.#running.get(id);
+    if (worker === undefined) return;
+    const fields = { worker: id, pid: worker.child.pid };
+    if (change === "answering") {
+      return log.info("worker {worker} (pid {pid}) answers again", fields);
+    }
+    if (change === "silent") {
+      return log.warning(
+        "worker {worker} (pid {pid}) has not answered for {beats} heartbeats; the server is not ready until it does",
+        { ...fields, beats: SILENT_BEATS },
+      );
+    }
+    log.error(
+      "worker {worker} (pid {pid}) has not answered for {beats} heartbeats; killing it (SIGKILL) to replace it",
+      { ...fields, beats: HUNG_BEATS },
+    );
+    try {
+      worker.child.kill("SIGKILL");
+    } catch {
+      // It exited a moment ago; its exit is being handled.
+    }
+  }
+
   #forward(signal: Deno.Signal): void {
     for (const { child } of this.#running.values()) {
       try {
@@ -326,7 +393,7 @@ class Supervisor {
       ["SIGTERM", () => this.#onSignal("SIGTERM")],
     ];
     if (this.#options.forwardHup) {
-      listeners.push(["SIGHUP", () => this.#forward("SIGHUP")]);
+      listeners.push(["SIGHUP", () => this.#reload()]);
     }
     for (const [signal, handler] of listeners) {
       Deno.addSignalListener(signal, handler);
@@ -351,10 +418,11 @@ class Supervisor {
       addr,
       workers,
       settings: this.#options.settings,
-      workerPorts: () =>
-        [...this.#running.values()].flatMap((w) =>
-          w.adminPort === undefined ? [] : [w.adminPort]
-        ),
+      totals: async (connections) => {
+        await this.#heartbeat.collect(connections);
+        return this.#totals.total();
+      },
+      workerStates: () => this.#heartbeat.members,
       draining: () => this.#stopping,
       ...(broker ? { limits: broker } : {}),
       finished: this.#allExited.promise,

@@ -8,6 +8,7 @@
  * @module
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
+import { get, within } from "./_admin.ts";
 import { asciiUpper, randomBytes, readExactly, ROOT } from "./_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -24,19 +25,6 @@ async function readUntil(
     const { value, done } = await reader.read();
     if (done) throw new Error(`stderr ended before ${pattern}:\n${seen.text}`);
     seen.text += decoder.decode(value, { stream: true });
-  }
-}
-
-/** Resolves with `work`'s outcome, or with `late` after `ms`. */
-async function within<T>(work: Promise<T>, ms: number, late: T): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(late), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -93,18 +81,9 @@ Deno.test("--workers: a stalled reader of the supervisor's standard error stops 
       }
     })();
     // Bounded: a supervisor that blocks on its log never admits them.
-    const served = await within(
-      clients.then(() => "served"),
-      30_000,
-      "clients not served in 30 s",
-    );
-    assertEquals(served, "served");
-    const health = await within(
-      fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.text()),
-      10_000,
-      "no answer from /healthz in 10 s",
-    );
-    assertEquals(health, "ok");
+    await within(clients, 30_000, "200 clients served");
+    const health = await within(get(adminPort, "/healthz"), 10_000, "/healthz");
+    assertEquals(health.body, "ok");
     // The reader comes back: what waited comes out, then the supervisor's
     // own count; the workers' logs never waited.
     const notice = await readUntil(
