@@ -439,9 +439,12 @@ class Supervisor {
  * {@linkcode MAX_START_FAILURES} start-up failures in a row. It keeps
  * `--max-connections` and `--max-connections-per-ip` for the whole server
  * (see {@linkcode LimitBroker}); asks every worker to drain on SIGINT or
- * SIGTERM, once, however many processes the signal reached; tags and
- * merges their logs into its standard error; and serves an admin endpoint
- * with totals across the workers.
+ * SIGTERM, and to reload its TLS files on SIGHUP, once, however many
+ * processes the signal reached; pings every worker each second, reports the
+ * server not ready while one does not answer, and replaces one that stays
+ * silent for {@linkcode HUNG_BEATS} pings; tags and merges their logs into
+ * its standard error without ever waiting for its reader; and serves an
+ * admin endpoint with totals across the workers.
  *
  * @param options The workers, the shared address, and the admin endpoint.
  * @returns the exit code: 0 after a signal once every worker has exited
