@@ -28,6 +28,10 @@ type StopSignal = keyof typeof SIGNAL_NUMBERS;
  */
 export const MAX_START_FAILURES = 5;
 
+// How long a worker that exited cleanly, unasked, waits to be restarted: the
+// stop signal that made it drain may still be on its way to the supervisor.
+const CLEAN_EXIT_GRACE_MS = 1000;
+
 /** Milliseconds between the supervisor's pings to each worker. */
 export const HEARTBEAT_MS = 1000;
 /**
@@ -82,6 +86,8 @@ function forwardLine(line: string, id: number): void {
   writeLogLine(`${tagWorkerLine(line, id)}\n`);
 }
 
+type ExitFields = { worker: number; pid: number; how: string; before: string };
+
 function describeExit(status: Deno.CommandStatus): string {
   return status.signal !== null
     ? `signal ${status.signal}`
@@ -95,6 +101,8 @@ class Supervisor {
   readonly #backoffs = new Map<number, RestartBackoff>();
   readonly #startFailures = new Map<number, number>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  // Workers that exited cleanly, unasked, and wait to be restarted.
+  readonly #cleanExits = new Map<number, ExitFields>();
   readonly #broker: LimitBroker | undefined;
   readonly #totals = new WorkerTotals();
   readonly #heartbeat = new Heartbeat({
@@ -280,26 +288,36 @@ class Supervisor {
       return this.#stopAll("failure");
     }
     if (failures > 0) this.#startFailures.set(id, failures);
-    this.#restartLater(worker, { ...fields, before });
+    this.#restartLater(worker, { ...fields, before }, status.success);
   }
 
   #restartLater(
     worker: Worker,
-    fields: { worker: number; pid: number; how: string; before: string },
+    fields: ExitFields,
+    clean: boolean,
   ): void {
     let backoff = this.#backoffs.get(worker.id);
     if (backoff === undefined) {
       backoff = new RestartBackoff();
       this.#backoffs.set(worker.id, backoff);
     }
-    const delay = backoff.next(performance.now() - worker.startedAt);
-    log.error(
-      "worker {worker} (pid {pid}) exited with {how}{before}; restarting it in {delay} ms",
-      { ...fields, delay },
-    );
+    const next = backoff.next(performance.now() - worker.startedAt);
+    const delay = clean ? Math.max(next, CLEAN_EXIT_GRACE_MS) : next;
+    const report = (when: string) =>
+      log.error(
+        `worker {worker} (pid {pid}) exited with {how}{before}; restarting it ${when}`,
+        { ...fields, delay },
+      );
+    // A worker exits 0 only after a drain, that is after a stop signal; one
+    // sent to every process (systemd's stop) reaches the supervisor too, a
+    // moment later on a loaded machine, and then this was no crash: the
+    // restart waits for it before saying so.
+    if (clean) this.#cleanExits.set(worker.id, fields);
+    else report("in {delay} ms");
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       if (this.#stopping) return this.#checkAllExited();
+      if (this.#cleanExits.delete(worker.id)) report("after {delay} ms");
       this.#start(worker.id, true);
     }, delay);
     this.#timers.add(timer);
@@ -310,6 +328,10 @@ class Supervisor {
     this.#stopping = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    for (const fields of this.#cleanExits.values()) {
+      log.info("worker {worker} (pid {pid}) exited", fields);
+    }
+    this.#cleanExits.clear();
     for (const id of this.#running.keys()) {
       this.#send(id, { kind: "stop", reason });
     }
