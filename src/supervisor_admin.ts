@@ -8,8 +8,8 @@ import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
 
 const log = getLogger(["upcase", "admin"]);
 
-// The most open connections /status.json lists, as a single server's does:
-// each worker is asked for its share.
+// The most open connections /status.json lists; each worker is asked for
+// its share.
 const LISTED = 500;
 
 /** Options for {@linkcode serveSupervisorAdmin}. */
@@ -114,7 +114,8 @@ export function serveSupervisorAdmin(
     log,
     async handler(request) {
       const path = new URL(request.url).pathname;
-      if (path === "/readyz" && !options.draining()) {
+      const read = request.method === "GET" || request.method === "HEAD";
+      if (path === "/readyz" && read && !options.draining()) {
         const reason = unreadiness(options.workerStates());
         if (reason !== undefined) return notReady(reason);
       }
