@@ -12,6 +12,7 @@ import { flushLogs, setupLogging } from "./src/logging.ts";
 import {
   hasNetPermission,
   missingPermissions,
+  netPermissionMessage,
   readEnvIfAllowed,
 } from "./src/permissions.ts";
 import { type AdminServer, serveAdmin } from "./src/admin_server.ts";
@@ -19,11 +20,8 @@ import { serve, type UpcaseServer } from "./src/serve.ts";
 import { wireReload, wireSignals } from "./src/signals.ts";
 import { superviseFromConfig } from "./src/supervisor_cli.ts";
 import { SupervisorLink } from "./src/worker.ts";
-import { takeWorkerId } from "./src/worker_command.ts";
-import {
-  describeStartupError,
-  NET_PERMISSION_MESSAGE,
-} from "./src/startup_error.ts";
+import { isCompiled, takeWorkerId } from "./src/worker_command.ts";
+import { describeStartupError } from "./src/startup_error.ts";
 import { readTlsFiles, type TlsPem } from "./src/tls_pem.ts";
 import { claimSocketPath, type SocketClaim } from "./src/unix_socket.ts";
 import { usage } from "./src/usage.ts";
@@ -58,11 +56,22 @@ async function main(commandLine: string[]): Promise<number> {
   const { tlsCert, tlsKey } = config;
   // Absolute, as Deno's unix: net permissions and its UnixAddr have it.
   const unixPath = config.unix === undefined ? undefined : resolve(config.unix);
-  if (
-    (unixPath === undefined && !hasNetPermission(config.host)) ||
-    (config.admin !== undefined && !hasNetPermission(config.admin.hostname))
-  ) {
-    printLine(Deno.stderr, `upcase: ${NET_PERMISSION_MESSAGE}`);
+  // A worker of --workers serves no admin endpoint: the supervisor's
+  // reports for it.
+  const admin = workerId === undefined ? config.admin : undefined;
+  const denied = [
+    ...(unixPath === undefined ? [config.host] : []),
+    ...(admin ? [admin.hostname] : []),
+  ].find((host) => !hasNetPermission(host));
+  if (denied !== undefined) {
+    const compiled = isCompiled({
+      execPath: Deno.execPath(),
+      mainModule: Deno.mainModule,
+    });
+    printLine(
+      Deno.stderr,
+      `upcase: ${netPermissionMessage(denied, compiled)}`,
+    );
     return 1;
   }
   const tlsFiles = tlsCert !== undefined && tlsKey !== undefined
@@ -119,13 +128,9 @@ async function main(commandLine: string[]): Promise<number> {
   // A Unix socket's file goes when the listener closes, which is the first
   // step of every shutdown, so a second signal's exit finds it gone too.
   const unwireSignals = wireSignals(() => stop.abort(), config.drainTimeout);
-  // A worker of --workers: its supervisor tells it to stop, and keeps the
-  // whole server's connection limits.
-  const link = workerId === undefined ? undefined : new SupervisorLink({
-    onStop: () => stop.abort(),
-    onGone: () => stop.abort(),
-  });
-  const unwireReload = tlsFiles
+  // A worker of --workers reloads when its supervisor says so, and only
+  // then: a SIGHUP sent to the whole process group reaches it too.
+  const reloader = tlsFiles
     ? wireReload(async () => {
       try {
         const loaded = await readTlsFiles(...tlsFiles);
@@ -136,10 +141,17 @@ async function main(commandLine: string[]): Promise<number> {
           { error: err instanceof Error ? err.message : String(err) },
         );
       }
-    })
-    : () => {};
+    }, { bySignal: workerId === undefined })
+    : undefined;
+  // A worker of --workers: its supervisor tells it to stop and to reload,
+  // keeps the whole server's connection limits, and pings it.
+  const link = workerId === undefined ? undefined : new SupervisorLink({
+    onStop: () => stop.abort(),
+    onGone: () => stop.abort(),
+    ...(reloader ? { onReload: () => reloader.reload() } : {}),
+  });
   const unwire = () => {
-    unwireReload();
+    reloader?.unwire();
     unwireSignals();
   };
   const common = {
@@ -177,28 +189,18 @@ async function main(commandLine: string[]): Promise<number> {
     unwire();
     return 1;
   }
+  const serving = server;
+  link?.ready(() => serving.stats());
   // Not tied to `stop`: the admin endpoint keeps answering through the
   // drain, so that /readyz can report it, and stops once the server has.
-  let admin: AdminServer | undefined;
-  if (config.admin !== undefined) {
+  let adminServer: AdminServer | undefined;
+  if (admin !== undefined) {
     try {
-      admin = serveAdmin({
-        ...config.admin,
-        server,
-        // A worker tells the supervisor where to fetch its totals, and lists
-        // every connection so that the summed gauge is exact.
-        ...(link
-          ? {
-            onListen: (addr: Deno.NetAddr) =>
-              link.send({ kind: "ready", adminPort: addr.port }),
-            connectionLimit: Number.MAX_SAFE_INTEGER,
-          }
-          : {}),
-      });
+      adminServer = serveAdmin({ ...admin, server });
     } catch (err) {
       printLine(
         Deno.stderr,
-        `upcase: ${describeStartupError(err, config.admin)} (--admin)`,
+        `upcase: ${describeStartupError(err, admin)} (--admin)`,
       );
       await server.shutdown();
       unwire();
@@ -214,7 +216,7 @@ async function main(commandLine: string[]): Promise<number> {
     });
     return 1;
   } finally {
-    await admin?.shutdown();
+    await adminServer?.shutdown();
     unwire();
   }
 }

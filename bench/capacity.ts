@@ -58,7 +58,7 @@ export interface CapacityResult {
   rssLoaded: number;
   /** (rssLoaded - rssIdle) / connected, in bytes. */
   bytesPerConnection: number;
-  /** Open connections per worker, as the workers' own admin endpoint counted them. */
+  /** Connections each worker opened, from the merged log. */
   perWorker: number[];
   /** Each load generator's first error, if it had one. */
   firstErrors: string[];

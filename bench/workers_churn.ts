@@ -77,9 +77,13 @@ export async function buildChurn(dir: string): Promise<string> {
   return binary;
 }
 
-// Two ports at once: one closed before the next is asked for could be
-// handed out again.
-function freePorts(): [number, number] {
+/**
+ * Two free ports on 127.0.0.1, taken at once: one closed before the next is
+ * asked for could be handed out again.
+ *
+ * @returns the ports.
+ */
+export function freePorts(): [number, number] {
   const a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const b = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   a.close();
@@ -87,10 +91,14 @@ function freePorts(): [number, number] {
   return [a.addr.port, b.addr.port];
 }
 
-// Eight source addresses from a fresh range for each run: the last run's
-// connections sit in TIME_WAIT for a minute, and a new connection that
-// meets one of them waits for a SYN retransmit.
-function freshSources(): string {
+/**
+ * Eight source addresses from a fresh range for each run: the last run's
+ * connections sit in TIME_WAIT for a minute, and a new connection that
+ * meets one of them waits for a SYN retransmit.
+ *
+ * @returns the addresses, comma-separated.
+ */
+export function freshSources(): string {
   const [x, y] = [1, 2].map(() => 1 + Math.floor(Math.random() * 254));
   return Array.from({ length: 8 }, (_, i) => `127.${x}.${y}.${i + 1}`).join(
     ",",
@@ -119,10 +127,16 @@ async function cpuTicks(pid: number): Promise<number> {
   return ticks;
 }
 
-// Ready once the supervisor's admin endpoint answers, which it does only
-// when every worker serves; its log is quiet (warning level), as a loaded
-// server's would be, since a line per connection would be most of the work.
-async function waitUntilReady(
+/**
+ * Waits until the supervisor's admin endpoint answers `/readyz` with 200,
+ * which it does only once every worker serves; the server's log can then be
+ * quiet (warning level), as a loaded server's would be, since a line per
+ * connection would be most of the work.
+ *
+ * @param admin The admin port.
+ * @param child The server, whose exit ends the wait.
+ */
+export async function waitUntilReady(
   admin: number,
   child: Deno.ChildProcess,
 ): Promise<void> {

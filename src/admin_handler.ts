@@ -124,7 +124,7 @@ export function adminHandler(
         settings: server.settings,
         ...(workers === undefined ? {} : { workers }),
         stopped,
-        activeTotal: stats.active.length,
+        activeTotal: stats.open,
         stats: { ...stats, active: stats.active.slice(0, connectionLimit) },
       };
       return reply(JSON.stringify(body), 200, {

@@ -114,6 +114,18 @@ function writeStderr(line: string): void {
 }
 
 /**
+ * Writes one whole line, newline included, to standard error through the
+ * same bounded queue as the log records, so that it never blocks and keeps
+ * its place among them. The supervisor of `--workers` forwards its
+ * workers' lines with it.
+ *
+ * @param line The line, with its newline.
+ */
+export function writeLogLine(line: string): void {
+  writeStderr(line);
+}
+
+/**
  * Waits until the log lines written so far have reached standard error, or
  * `timeoutMs` has passed; call it before `Deno.exit`, which would lose them.
  *

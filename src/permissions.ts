@@ -1,4 +1,19 @@
+import { NET_PERMISSION_MESSAGE } from "./startup_error.ts";
 import { socketLockPath } from "./unix_socket.ts";
+
+/**
+ * The hosts that `deno task compile` lets the binary listen on: every
+ * address, and loopback. Deno cannot tell listening from connecting, so
+ * these are also the only hosts the binary could connect to. The task's
+ * `--allow-net` must list exactly these; a test checks.
+ */
+export const COMPILED_NET_HOSTS: readonly string[] = [
+  "0.0.0.0",
+  "[::]",
+  "127.0.0.1",
+  "[::1]",
+  "localhost",
+];
 /**
  * Reads an environment variable if permission to read it was granted, and
  * otherwise treats it as unset, so that `--allow-env` stays optional and no
@@ -19,7 +34,56 @@ export function readEnvIfAllowed(name: string): string | undefined {
  * @returns true when net permission for it is granted.
  */
 export function hasNetPermission(host: string): boolean {
-  return Deno.permissions.querySync({ name: "net", host }).state === "granted";
+  return Deno.permissions.querySync({ name: "net", host: netHost(host) })
+    .state === "granted";
+}
+
+/**
+ * Writes a host as Deno's net permissions name it: an IPv6 address in
+ * brackets. A bare one is refused with a URIError once `--allow-net` lists
+ * hosts, as the compiled binary's does.
+ *
+ * @param host A name, an IPv4 address, or an IPv6 address with or without
+ * brackets.
+ * @returns the host for a permission query or an `--allow-net` list.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { netHost } from "./permissions.ts";
+ *
+ * assertEquals([netHost("::"), netHost("[::1]"), netHost("0.0.0.0")], ["[::]", "[::1]", "0.0.0.0"]);
+ * ```
+ */
+export function netHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * The line for a start that may not listen on `host`. Under `deno run` it
+ * names the flag; a compiled binary was given its hosts when it was built,
+ * so it names them and says how to build one for `host`.
+ *
+ * @param host The address upcase may not listen on.
+ * @param compiled Whether this is a `deno compile` binary.
+ * @returns the line, without "upcase: " in front.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { netPermissionMessage } from "./permissions.ts";
+ *
+ * assertEquals(
+ *   netPermissionMessage("10.0.0.5", true),
+ *   'Listening on "10.0.0.5" is not allowed: this binary was compiled to listen only on 0.0.0.0, [::], 127.0.0.1, [::1], localhost; use one of them, or compile it with --allow-net=10.0.0.5',
+ * );
+ * ```
+ */
+export function netPermissionMessage(host: string, compiled: boolean): string {
+  if (!compiled) return NET_PERMISSION_MESSAGE;
+  return `Listening on "${host}" is not allowed: this binary was compiled to listen only on ${
+    COMPILED_NET_HOSTS.join(", ")
+  }; use one of them, or compile it with --allow-net=${netHost(host)}`;
 }
 
 /** What a start needs beyond listening on TCP. */

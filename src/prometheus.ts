@@ -92,7 +92,7 @@ export function renderMetrics(stats: StatsSnapshot, info: BuildInfo): string {
       "upcase_connections_active",
       "gauge",
       "Connections open now.",
-      [[{}, stats.active.length]],
+      [[{}, stats.open]],
     ),
     family(
       "upcase_connections_accepted_total",

@@ -59,8 +59,13 @@ export interface LiveConnection {
 
 /** A snapshot of a server's state and totals since it started. */
 export interface StatsSnapshot {
-  /** Connections open now. */
+  /**
+   * Connections open now, listed; with `--workers`, the supervisor lists
+   * only the first few (see `open`).
+   */
   active: ConnectionInfo[];
+  /** How many connections are open now, whether listed or not. */
+  open: number;
   /** Connections closed so far, by reason. */
   closed: Record<CloseReason, number>;
   /**
@@ -222,6 +227,7 @@ export class ServerStats {
     let cumulative = 0;
     return {
       active,
+      open: active.length,
       closed: { ...this.#closed },
       accepted: this.#accepted,
       refused: this.refused,

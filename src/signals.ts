@@ -38,20 +38,46 @@ export function wireSignals(
   return () => handlers.forEach((remove) => remove());
 }
 
+/** What {@linkcode wireReload} returns. */
+export interface Reloader {
+  /** Queues a reload, as a SIGHUP does. */
+  reload(): void;
+  /** Removes the SIGHUP handler. */
+  unwire(): void;
+}
+
 /**
  * Runs `reload` on each SIGHUP, one reload after another. Wire it only with
  * TLS: without it SIGHUP keeps its default action and ends the process.
+ * With `bySignal: false` (a worker of `--workers`, whose supervisor passes
+ * reloads on over its pipe) SIGHUP is caught and ignored, so that one sent
+ * to the whole process group neither ends the worker nor reloads it twice;
+ * reloads then come only through the returned `reload()`.
  *
  * @param reload Reloads the certificate and key.
- * @returns a function that removes the handler.
+ * @param options Whether SIGHUP itself reloads; by default it does.
+ * @returns a way to reload, and to remove the handler.
  */
-export function wireReload(reload: () => Promise<void>): () => void {
-  if (Deno.build.os === "windows") return () => {};
+export function wireReload(
+  reload: () => Promise<void>,
+  options: { bySignal?: boolean } = {},
+): Reloader {
+  const { bySignal = true } = options;
   let reloads = Promise.resolve();
-  const handler = () => {
-    log.info("received SIGHUP; reloading the TLS certificate and key");
-    reloads = reloads.then(reload);
-  };
+  const queue = () => void (reloads = reloads.then(reload));
+  if (Deno.build.os === "windows") return { reload: queue, unwire() {} };
+  const handler = bySignal
+    ? () => {
+      log.info("received SIGHUP; reloading the TLS certificate and key");
+      queue();
+    }
+    : () =>
+      log.info(
+        "received SIGHUP; ignored: the supervisor passes reloads on (send SIGHUP to it)",
+      );
   Deno.addSignalListener("SIGHUP", handler);
-  return () => Deno.removeSignalListener("SIGHUP", handler);
+  return {
+    reload: queue,
+    unwire: () => Deno.removeSignalListener("SIGHUP", handler),
+  };
 }

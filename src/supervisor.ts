@@ -1,10 +1,12 @@
 import { getLogger } from "@logtape/logtape";
 import type { AdminServer } from "./admin_server.ts";
-import { flushLogs } from "./logging.ts";
+import { flushLogs, writeLogLine } from "./logging.ts";
 import type { ServerSettings } from "./serve.ts";
 import { serveSupervisorAdmin } from "./supervisor_admin.ts";
 import { RestartBackoff } from "./supervisor_backoff.ts";
+import { Heartbeat, type HeartbeatChange } from "./supervisor_heartbeat.ts";
 import { LimitBroker } from "./supervisor_limits.ts";
+import { WorkerTotals } from "./supervisor_totals.ts";
 import { workerCommand } from "./worker_command.ts";
 import { forEachLine, tagWorkerLine } from "./worker_log.ts";
 import {
@@ -26,6 +28,25 @@ type StopSignal = keyof typeof SIGNAL_NUMBERS;
  */
 export const MAX_START_FAILURES = 5;
 
+// How long a worker that exited cleanly, unasked, waits to be restarted: the
+// stop signal that made it drain may still be on its way to the supervisor.
+const CLEAN_EXIT_GRACE_MS = 1000;
+
+/** Milliseconds between the supervisor's pings to each worker. */
+export const HEARTBEAT_MS = 1000;
+/**
+ * Pings in a row that a worker leaves unanswered before the server reports
+ * itself not ready: a stopped or stuck worker still gets its share of new
+ * clients from the kernel, and they wait.
+ */
+export const SILENT_BEATS = 3;
+/**
+ * Pings in a row that a worker leaves unanswered before the supervisor
+ * kills it and starts a new one. Long enough for a long garbage collection
+ * or a burst of work; short enough that the clients it strands are few.
+ */
+export const HUNG_BEATS = 10;
+
 /** Options for {@linkcode runSupervisor}. */
 export interface SupervisorOptions {
   /** How many workers to run. */
@@ -36,7 +57,7 @@ export interface SupervisorOptions {
   workerArgs: string[];
   /** Files the workers must read (the TLS pair), for their permissions. */
   readPaths?: string[];
-  /** Forward SIGHUP, so that every worker reloads its TLS files. */
+  /** Pass SIGHUP on, so that every worker reloads its TLS files once. */
   forwardHup?: boolean;
   /** The supervisor's own admin endpoint, with totals; off if absent. */
   admin?: { hostname: string; port: number };
@@ -52,18 +73,20 @@ interface Worker {
   startedAt: number;
   ready: boolean;
   restarted: boolean;
-  adminPort?: number;
   input: WritableStreamDefaultWriter<Uint8Array>;
   // Messages for the worker, written together at the end of this turn.
   queued: string;
 }
 
-// Whole lines only, written synchronously, so that lines from different
-// workers never mix.
-function writeLine(line: string): void {
-  let bytes = encoder.encode(`${line}\n`);
-  while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+// Whole lines, so that lines from different workers never mix, through the
+// log's bounded queue: a stalled reader of standard error costs lines,
+// counted and reported, never the supervisor's attention, which the
+// connection limits, the heartbeat and the admin endpoint need.
+function forwardLine(line: string, id: number): void {
+  writeLogLine(`${tagWorkerLine(line, id)}\n`);
 }
+
+type ExitFields = { worker: number; pid: number; how: string; before: string };
 
 function describeExit(status: Deno.CommandStatus): string {
   return status.signal !== null
@@ -78,7 +101,18 @@ class Supervisor {
   readonly #backoffs = new Map<number, RestartBackoff>();
   readonly #startFailures = new Map<number, number>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  // Workers that exited cleanly, unasked, and wait to be restarted.
+  readonly #cleanExits = new Map<number, ExitFields>();
   readonly #broker: LimitBroker | undefined;
+  readonly #totals = new WorkerTotals();
+  readonly #heartbeat = new Heartbeat({
+    ping: (id, seq, connections) =>
+      this.#send(id, { kind: "ping", seq, connections }),
+    onChange: (id, change) => this.#onHeartbeat(id, change),
+    intervalMs: HEARTBEAT_MS,
+    silentAfter: SILENT_BEATS,
+    hungAfter: HUNG_BEATS,
+  });
   readonly #allUp = Promise.withResolvers<void>();
   readonly #allExited = Promise.withResolvers<void>();
   #up = false;
@@ -93,15 +127,14 @@ class Supervisor {
     this.#workerArgs = [
       ...options.workerArgs,
       // Later flags win, and these must: one process each, on the shared
-      // port, with a private admin endpoint for the totals.
+      // port. A worker serves no admin endpoint, whatever it is given: the
+      // supervisor's reports for it, from its answers to pings.
       "--workers",
       "1",
       "--host",
       addr.hostname,
       "--port",
       String(addr.port),
-      "--admin",
-      "127.0.0.1:0",
     ];
     if (settings.maxConnections > 0 || settings.maxConnectionsPerIp > 0) {
       this.#broker = new LimitBroker({
@@ -116,6 +149,7 @@ class Supervisor {
   async run(): Promise<number> {
     const unwire = this.#wireSignals();
     let admin: AdminServer | undefined;
+    this.#heartbeat.start();
     try {
       for (let id = 1; id <= this.#options.workers; id++) this.#start(id);
       const up = await Promise.race([
@@ -127,6 +161,7 @@ class Supervisor {
       log.info("all workers have exited");
       return this.#failed ? 1 : 0;
     } finally {
+      this.#heartbeat[Symbol.dispose]();
       this.#broker?.[Symbol.dispose]();
       await admin?.shutdown();
       unwire();
@@ -137,6 +172,7 @@ class Supervisor {
     const { command, args } = workerCommand(id, {
       args: this.#workerArgs,
       readPaths: this.#options.readPaths ?? [],
+      listenHost: this.#options.addr.hostname,
     });
     // In the supervisor's own process group, so that a stop sent to the
     // group (a Ctrl-C, `kill -TERM -PGID`) or a SIGKILL to it reaches them
@@ -165,7 +201,7 @@ class Supervisor {
     });
     const stderrDone = forEachLine(
       child.stderr,
-      (line) => writeLine(tagWorkerLine(line, id)),
+      (line) => forwardLine(line, id),
     );
     const stdoutDone = forEachLine(
       child.stdout,
@@ -180,12 +216,16 @@ class Supervisor {
 
   #fromWorker(worker: Worker, line: string): void {
     const message = parseWorkerMessage(line);
-    if (message === undefined) return writeLine(tagWorkerLine(line, worker.id));
+    if (message === undefined) return forwardLine(line, worker.id);
+    if (message.kind === "pong") {
+      this.#totals.report(worker.id, message.stats);
+      return this.#heartbeat.answered(worker.id, message.seq);
+    }
     if (message.kind !== "ready") {
       return this.#broker?.receive(worker.id, message);
     }
-    worker.adminPort = message.adminPort;
     worker.ready = true;
+    this.#heartbeat.add(worker.id);
     this.#startFailures.delete(worker.id);
     if (worker.restarted) {
       log.info("worker {worker} restarted", { worker: worker.id });
@@ -218,6 +258,8 @@ class Supervisor {
     const { id } = worker;
     this.#running.delete(id);
     this.#broker?.workerGone(id);
+    this.#heartbeat.remove(id);
+    this.#totals.retire(id);
     const fields = {
       worker: id,
       pid: worker.child.pid,
@@ -246,26 +288,36 @@ class Supervisor {
       return this.#stopAll("failure");
     }
     if (failures > 0) this.#startFailures.set(id, failures);
-    this.#restartLater(worker, { ...fields, before });
+    this.#restartLater(worker, { ...fields, before }, status.success);
   }
 
   #restartLater(
     worker: Worker,
-    fields: { worker: number; pid: number; how: string; before: string },
+    fields: ExitFields,
+    clean: boolean,
   ): void {
     let backoff = this.#backoffs.get(worker.id);
     if (backoff === undefined) {
       backoff = new RestartBackoff();
       this.#backoffs.set(worker.id, backoff);
     }
-    const delay = backoff.next(performance.now() - worker.startedAt);
-    log.error(
-      "worker {worker} (pid {pid}) exited with {how}{before}; restarting it in {delay} ms",
-      { ...fields, delay },
-    );
+    const next = backoff.next(performance.now() - worker.startedAt);
+    const delay = clean ? Math.max(next, CLEAN_EXIT_GRACE_MS) : next;
+    const report = (when: string) =>
+      log.error(
+        `worker {worker} (pid {pid}) exited with {how}{before}; restarting it ${when}`,
+        { ...fields, delay },
+      );
+    // A worker exits 0 only after a drain, that is after a stop signal; one
+    // sent to every process (systemd's stop) reaches the supervisor too, a
+    // moment later on a loaded machine, and then this was no crash: the
+    // restart waits for it before saying so.
+    if (clean) this.#cleanExits.set(worker.id, fields);
+    else report("in {delay} ms");
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       if (this.#stopping) return this.#checkAllExited();
+      if (this.#cleanExits.delete(worker.id)) report("after {delay} ms");
       this.#start(worker.id, true);
     }, delay);
     this.#timers.add(timer);
@@ -276,6 +328,10 @@ class Supervisor {
     this.#stopping = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    for (const fields of this.#cleanExits.values()) {
+      log.info("worker {worker} (pid {pid}) exited", fields);
+    }
+    this.#cleanExits.clear();
     for (const id of this.#running.keys()) {
       this.#send(id, { kind: "stop", reason });
     }
@@ -309,6 +365,40 @@ class Supervisor {
     this.#stopAll(signal);
   }
 
+  // Over the pipe rather than as a signal: the workers ignore SIGHUP, so
+  // that one sent to the whole process group reloads each of them once.
+  #reload(): void {
+    log.info(
+      "received SIGHUP; asking {workers} workers to reload the TLS certificate and key",
+      { workers: this.#running.size },
+    );
+    for (const id of this.#running.keys()) this.#send(id, { kind: "reload" });
+  }
+
+  #onHeartbeat(id: number, change: HeartbeatChange): void {
+    const worker = this.#running.get(id);
+    if (worker === undefined) return;
+    const fields = { worker: id, pid: worker.child.pid };
+    if (change === "answering") {
+      return log.info("worker {worker} (pid {pid}) answers again", fields);
+    }
+    if (change === "silent") {
+      return log.warning(
+        "worker {worker} (pid {pid}) has not answered for {beats} heartbeats; the server is not ready until it does",
+        { ...fields, beats: SILENT_BEATS },
+      );
+    }
+    log.error(
+      "worker {worker} (pid {pid}) has not answered for {beats} heartbeats; killing it (SIGKILL) to replace it",
+      { ...fields, beats: HUNG_BEATS },
+    );
+    try {
+      worker.child.kill("SIGKILL");
+    } catch {
+      // It exited a moment ago; its exit is being handled.
+    }
+  }
+
   #forward(signal: Deno.Signal): void {
     for (const { child } of this.#running.values()) {
       try {
@@ -325,7 +415,7 @@ class Supervisor {
       ["SIGTERM", () => this.#onSignal("SIGTERM")],
     ];
     if (this.#options.forwardHup) {
-      listeners.push(["SIGHUP", () => this.#forward("SIGHUP")]);
+      listeners.push(["SIGHUP", () => this.#reload()]);
     }
     for (const [signal, handler] of listeners) {
       Deno.addSignalListener(signal, handler);
@@ -350,10 +440,11 @@ class Supervisor {
       addr,
       workers,
       settings: this.#options.settings,
-      workerPorts: () =>
-        [...this.#running.values()].flatMap((w) =>
-          w.adminPort === undefined ? [] : [w.adminPort]
-        ),
+      totals: async (connections) => {
+        await this.#heartbeat.collect(connections);
+        return this.#totals.total();
+      },
+      workerStates: () => this.#heartbeat.members,
       draining: () => this.#stopping,
       ...(broker ? { limits: broker } : {}),
       finished: this.#allExited.promise,
@@ -370,9 +461,12 @@ class Supervisor {
  * {@linkcode MAX_START_FAILURES} start-up failures in a row. It keeps
  * `--max-connections` and `--max-connections-per-ip` for the whole server
  * (see {@linkcode LimitBroker}); asks every worker to drain on SIGINT or
- * SIGTERM, once, however many processes the signal reached; tags and
- * merges their logs into its standard error; and serves an admin endpoint
- * with totals across the workers.
+ * SIGTERM, and to reload its TLS files on SIGHUP, once, however many
+ * processes the signal reached; pings every worker each second, reports the
+ * server not ready while one does not answer, and replaces one that stays
+ * silent for {@linkcode HUNG_BEATS} pings; tags and merges their logs into
+ * its standard error without ever waiting for its reader; and serves an
+ * admin endpoint with totals across the workers.
  *
  * @param options The workers, the shared address, and the admin endpoint.
  * @returns the exit code: 0 after a signal once every worker has exited

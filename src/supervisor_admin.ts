@@ -5,13 +5,12 @@ import { formatAddr } from "./format_addr.ts";
 import { serveHttp } from "./http_server.ts";
 import type { ServerSettings } from "./serve.ts";
 import { ServerStats, type StatsSnapshot } from "./server_stats.ts";
-import { mergeSnapshots } from "./supervisor_stats.ts";
 
 const log = getLogger(["upcase", "admin"]);
 
-// A worker that does not answer in this time is left out of the totals
-// rather than holding up the scrape.
-const WORKER_TIMEOUT_MS = 2000;
+// The most open connections /status.json lists; each worker is asked for
+// its share.
+const LISTED = 500;
 
 /** Options for {@linkcode serveSupervisorAdmin}. */
 export interface SupervisorAdminOptions {
@@ -25,8 +24,14 @@ export interface SupervisorAdminOptions {
   workers: number;
   /** The settings every worker runs with. */
   settings: ServerSettings;
-  /** The admin ports of the workers that are up now. */
-  workerPorts: () => number[];
+  /**
+   * The totals across the workers, each worker listing up to `connections`
+   * of its open connections; settles within a moment even when a worker
+   * does not answer, with what that worker said last.
+   */
+  totals: (connections: number) => Promise<StatsSnapshot>;
+  /** The workers that serve now, and whether each has stopped answering. */
+  workerStates: () => { id: number; silent: boolean }[];
   /** Whether the supervisor is shutting down. */
   draining: () => boolean;
   /** The whole server's connection limits, when one is set. */
@@ -35,26 +40,42 @@ export interface SupervisorAdminOptions {
   finished: Promise<unknown>;
 }
 
-async function fetchSnapshot(port: number): Promise<StatsSnapshot | undefined> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/status.json`, {
-      signal: AbortSignal.timeout(WORKER_TIMEOUT_MS),
-    });
-    const body = await res.json() as { stats: StatsSnapshot };
-    return body.stats;
-  } catch {
-    // A worker that has just crashed or is restarting.
-    return undefined;
+function notReady(reason: string): Response {
+  return new Response(reason, {
+    status: 503,
+    headers: {
+      "cache-control": "no-store",
+      "content-type": "text/plain; charset=utf-8",
+    },
+  });
+}
+
+// Why the server is not ready, though it is not draining: a worker that
+// does not answer, which the kernel still hands new clients to, or none
+// serving at all.
+function unreadiness(
+  states: { id: number; silent: boolean }[],
+): string | undefined {
+  const silent = states.filter((s) => s.silent).map((s) => `${s.id}`);
+  if (silent.length > 0) {
+    const which = silent.length === 1 ? "worker" : "workers";
+    return `not answering: ${which} ${silent.join(", ")}`;
   }
+  return states.length === 0 ? "no worker serving" : undefined;
 }
 
 /**
  * Serves the admin endpoint of a supervisor: the same paths as a single
- * server's, with totals across the workers. Each request first fetches
- * every worker's `/status.json` and adds them up, so the counters are exact
- * at that moment. `/readyz` is 503 `draining` while the supervisor shuts
- * down, and `ready` otherwise; a server at `--max-connections`, or with no
- * worker answering, shows as paused on `/metrics` and the status page.
+ * server's, with totals across the workers, from the workers' answers to
+ * the supervisor's pings over their pipes. `/metrics` and `/status.json`
+ * ping every worker and wait for the answers, at most a quarter of a
+ * second (requests at the same moment share them); a worker that answers
+ * late counts with what it said last. Only `/status.json` asks the workers
+ * to list connections, 500 in all. `/healthz` and `/readyz` ask nobody:
+ * `/readyz` is 503 `draining` while the supervisor shuts down, and 503 while
+ * a worker does not answer its pings or none serves; a server at
+ * `--max-connections`, or with no worker serving, shows as paused on
+ * `/metrics` and the status page.
  *
  * @param options Where to listen, and how to reach the workers.
  * @returns the running admin server.
@@ -72,23 +93,18 @@ export function serveSupervisorAdmin(
     get draining() {
       return options.draining();
     },
-  }, { workers: options.workers });
+  }, { workers: options.workers, connectionLimit: LISTED });
   // The limits are the whole server's, kept by the supervisor: no worker
   // knows whether the server is full.
   const max = options.settings.maxConnections;
   const full = (total: StatsSnapshot) =>
-    max > 0 &&
-    (total.active.length >= max || (options.limits?.waiting ?? 0) > 0);
-  async function refresh(): Promise<void> {
-    const found = await Promise.all(options.workerPorts().map(fetchSnapshot));
-    const snapshots = found.filter((s) => s !== undefined);
-    const total = snapshots.length > 0
-      ? mergeSnapshots(snapshots)
-      : { ...new ServerStats().snapshot([]), paused: true };
+    max > 0 && (total.open >= max || (options.limits?.waiting ?? 0) > 0);
+  async function refresh(connections: number): Promise<void> {
+    const total = await options.totals(connections);
     current = {
       ...total,
       draining: total.draining || options.draining(),
-      paused: snapshots.length === 0 || full(total),
+      paused: options.workerStates().length === 0 || full(total),
       uptimeSeconds: (performance.now() - started) / 1000,
     };
   }
@@ -97,7 +113,16 @@ export function serveSupervisorAdmin(
     port: options.port,
     log,
     async handler(request) {
-      if (new URL(request.url).pathname !== "/") await refresh();
+      const path = new URL(request.url).pathname;
+      const read = request.method === "GET" || request.method === "HEAD";
+      if (path === "/readyz" && read && !options.draining()) {
+        const reason = unreadiness(options.workerStates());
+        if (reason !== undefined) return notReady(reason);
+      }
+      if (path === "/metrics") await refresh(0);
+      if (path === "/status.json") {
+        await refresh(Math.ceil(LISTED / options.workers));
+      }
       return handle(request);
     },
   });

@@ -2,6 +2,7 @@ import type { Config } from "./config.ts";
 import { listen } from "./listen.ts";
 import { describeStartupError } from "./startup_error.ts";
 import { runSupervisor } from "./supervisor.ts";
+import { isCompiled } from "./worker_command.ts";
 
 function printError(line: string): void {
   let bytes = new TextEncoder().encode(`upcase: ${line}\n`);
@@ -23,11 +24,26 @@ function probePort(hostname: string, port: number): number {
   return bound;
 }
 
+// The workers are this same executable: deno under `deno run`, the binary
+// itself when compiled, which may run only the path it was built for.
+function runDenied(): string | undefined {
+  const command = Deno.execPath();
+  const { state } = Deno.permissions.querySync({ name: "run", command });
+  if (state === "granted") return undefined;
+  const compiled = isCompiled({
+    execPath: command,
+    mainModule: Deno.mainModule,
+  });
+  return compiled
+    ? `--workers cannot start ${command}: this binary was compiled to start itself from another path only; install it at the path it was compiled for (see the README's Permissions), or compile it with --allow-run=${command}`
+    : `--workers needs --allow-run to start its worker processes (at least --allow-run=${command})`;
+}
+
 /**
  * The `--workers N` command (N > 1): checks that workers can run here, then
  * runs the supervisor. Problems print one line on standard error: `--unix`
- * with workers exits 2; a platform without SO_REUSEPORT balancing, a
- * missing `--allow-run`, or a port in use exits 1.
+ * with workers exits 2; a platform without SO_REUSEPORT balancing, no
+ * permission to run this executable again, or a port in use exits 1.
  *
  * @param config The parsed configuration.
  * @param args The command line, which each worker gets too.
@@ -49,16 +65,9 @@ export async function superviseFromConfig(
     );
     return 1;
   }
-  if (Deno.permissions.querySync({ name: "run" }).state !== "granted") {
-    printError(
-      "--workers needs --allow-run to start its worker processes (and --allow-net for all hosts)",
-    );
-    return 1;
-  }
-  if (Deno.permissions.querySync({ name: "net" }).state !== "granted") {
-    printError(
-      "--workers needs --allow-net for all hosts: a worker cannot be given a narrower list",
-    );
+  const denied = runDenied();
+  if (denied !== undefined) {
+    printError(denied);
     return 1;
   }
   let port: number;

@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import type { StatsSnapshot } from "./server_stats.ts";
 import { forEachLine } from "./worker_log.ts";
 import { WorkerLimits, type WorkerLimitsOptions } from "./worker_limits.ts";
 import {
@@ -16,6 +17,8 @@ export interface SupervisorLinkOptions {
   onStop: (reason: string) => void;
   /** The supervisor is gone, even by SIGKILL: the worker should drain too. */
   onGone: () => void;
+  /** The supervisor passes on a SIGHUP: reload the TLS files. */
+  onReload?: () => void;
   /** Where the supervisor's messages come from; standard input by default. */
   input?: ReadableStream<Uint8Array>;
   /** Where the worker's messages go; standard output by default. */
@@ -31,7 +34,10 @@ export interface SupervisorLinkOptions {
  *
  * A stop comes as a message, not as a signal, so that a signal the worker
  * also gets from outside (systemd's stop, `kill -TERM -PGID`, a Ctrl-C in a
- * terminal, all sent to every process) is not taken for a second one.
+ * terminal, all sent to every process) is not taken for a second one; so
+ * does a TLS reload. Once the worker serves, it answers the supervisor's
+ * pings with its statistics: a worker whose event loop is stuck does not,
+ * and is replaced.
  *
  * @example
  * ```ts
@@ -52,20 +58,26 @@ export interface SupervisorLinkOptions {
 export class SupervisorLink {
   readonly #output: { write(bytes: Uint8Array): Promise<number> };
   #limits: WorkerLimits | undefined;
+  #stats: (() => StatsSnapshot) | undefined;
   #queue = "";
   #writing = false;
 
   /** @param options What to do on a stop, and where messages come and go. */
   constructor(options: SupervisorLinkOptions) {
-    const { onStop, onGone, input = Deno.stdin.readable } = options;
+    const { onStop, onGone, onReload, input = Deno.stdin.readable } = options;
     this.#output = options.output ?? Deno.stdout;
     void forEachLine(input, (line) => {
       const message = parseSupervisorMessage(line);
-      if (message?.kind === "stop") {
+      if (message?.kind === "ping") {
+        this.#pong(message.seq, message.connections);
+      } else if (message?.kind === "stop") {
         log.info("the supervisor asks to stop ({reason})", {
           reason: message.reason,
         });
         onStop(message.reason);
+      } else if (message?.kind === "reload") {
+        log.info("the supervisor asks to reload the TLS certificate and key");
+        onReload?.();
       } else if (message) this.#limits?.receive(message);
     }).catch(() => {
       // A broken pipe ends it just the same.
@@ -74,6 +86,28 @@ export class SupervisorLink {
       log.warning("the supervisor is gone; draining");
       onGone();
     });
+  }
+
+  /**
+   * Tells the supervisor that the worker serves, and from then on answers
+   * its pings with the server's statistics.
+   *
+   * @param stats The server's `stats()`.
+   */
+  ready(stats: () => StatsSnapshot): void {
+    this.#stats = stats;
+    this.send({ kind: "ready" });
+  }
+
+  // Before the worker serves there is nothing to count; the supervisor
+  // pings only workers that have said they are ready.
+  #pong(seq: number, connections: number): void {
+    if (this.#stats === undefined) return;
+    const { active, ...counters } = this.#stats();
+    const stats = connections > 0
+      ? { ...counters, active: active.slice(0, connections) }
+      : counters;
+    this.send({ kind: "pong", seq, stats });
   }
 
   /**

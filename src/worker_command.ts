@@ -1,4 +1,5 @@
 import { ENV_NAMES } from "./config.ts";
+import { netHost } from "./permissions.ts";
 
 /** The hidden first argument that makes the program run as worker N. */
 export const WORKER_FLAG = "--upcase-worker";
@@ -47,15 +48,17 @@ export function isCompiled(
     runtime.mainModule.includes("/deno-compile-");
 }
 
-// A worker gets what the supervisor was granted, no more: Deno cannot hand
-// on a narrowed --allow-net list, so the network must be granted whole.
+// A worker gets no more than the supervisor was granted, and of the network
+// only the address it listens on: it serves no admin endpoint, and
+// connects nowhere.
 function permissionFlags(
   query: Runtime["query"],
-  readPaths: string[],
+  paths: { readPaths: string[]; listenHost: string },
 ): string[] {
+  const { readPaths, listenHost } = paths;
   const granted = (d: Deno.PermissionDescriptor) =>
     query(d).state === "granted";
-  const flags = ["--allow-net"];
+  const flags = [`--allow-net=${netHost(listenHost)}`];
   if (granted({ name: "env" })) flags.push("--allow-env");
   else {
     const names = ENV_NAMES.filter((variable) =>
@@ -75,11 +78,13 @@ function permissionFlags(
  * Builds the command line that starts worker `id`: this same program, with
  * the hidden {@linkcode WORKER_FLAG} first and then `args`. Under `deno run`
  * that is deno with `run`, `--unstable-net` (SO_REUSEPORT needs it in Deno
- * 2.9), the permissions this process was granted, and the script; a
+ * 2.9), network access to the address it listens on, what this process
+ * was granted of the environment and the TLS files, and the script; a
  * compiled binary carries its flags inside, so it gets only the arguments.
  *
  * @param id The worker's id, from 1.
- * @param options The worker's arguments, files it must read, and this process's runtime.
+ * @param options The worker's arguments, the host it listens on, files it
+ * must read, and this process's runtime.
  * @returns the command and its arguments.
  *
  * @example
@@ -89,21 +94,28 @@ function permissionFlags(
  *
  * const cmd = workerCommand(2, {
  *   args: ["--port", "8000"],
+ *   listenHost: "::",
  *   runtime: {
  *     execPath: "/usr/bin/deno",
  *     mainModule: "file:///app/main.ts",
  *     query: ({ name }) => ({ state: name === "net" ? "granted" : "prompt" }) as Deno.PermissionStatus,
  *   },
  * });
- * assertEquals(cmd.args, ["run", "--unstable-net", "--allow-net", "/app/main.ts", "--upcase-worker=2", "--port", "8000"]);
+ * assertEquals(cmd.args, ["run", "--unstable-net", "--allow-net=[::]", "/app/main.ts", "--upcase-worker=2", "--port", "8000"]);
  * ```
  */
 export function workerCommand(
   id: number,
-  options: { args: string[]; readPaths?: string[]; runtime?: Runtime },
+  options: {
+    args: string[];
+    listenHost: string;
+    readPaths?: string[];
+    runtime?: Runtime;
+  },
 ): WorkerCommand {
   const {
     args,
+    listenHost,
     readPaths = [],
     runtime = {
       execPath: Deno.execPath(),
@@ -121,7 +133,7 @@ export function workerCommand(
     args: [
       "run",
       "--unstable-net",
-      ...permissionFlags(runtime.query, readPaths),
+      ...permissionFlags(runtime.query, { readPaths, listenHost }),
       script,
       ...own,
     ],

@@ -147,6 +147,8 @@ export class WorkerLimits implements SharedLimits {
         this.#reclaiming = false;
         return;
       case "stop":
+      case "ping":
+      case "reload":
         return;
     }
     const request = this.#pending.get(message.id);

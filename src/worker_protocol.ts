@@ -13,15 +13,33 @@
  * as its connection closes. A per-address limit is asked about for every
  * connection.
  *
+ * The supervisor pings every worker once a second, and for the admin
+ * endpoint: a worker's answer carries its counters, and the first of its
+ * open connections when the ping asks for them. A worker that stops
+ * answering is reported unready and, after a grace period, replaced.
+ *
  * @module
  */
 
+import type { StatsSnapshot } from "./server_stats.ts";
+
 const PREFIX = "upcase-worker ";
+
+/**
+ * A worker's statistics as its answer to a ping carries them: the open
+ * connections are listed (`active`) only when the ping asked for them, and
+ * then only the first few; `open` always counts them all.
+ */
+export type WorkerStats = Omit<StatsSnapshot, "active"> & {
+  active?: StatsSnapshot["active"];
+};
 
 /** What a worker tells its supervisor. */
 export type WorkerMessage =
-  /** It serves, and its own admin endpoint listens on this port. */
-  | { kind: "ready"; adminPort: number }
+  /** It serves. */
+  | { kind: "ready" }
+  /** The answer to ping `seq`, with the worker's statistics. */
+  | { kind: "pong"; seq: number; stats: WorkerStats }
   /**
    * A connection needs a slot under `--max-connections`, and the worker
    * has none left; with `host`, also that client's per-address slot.
@@ -41,6 +59,13 @@ export type SupervisorMessage =
    * or `failure` when it gives up on a worker that cannot start.
    */
   | { kind: "stop"; reason: string }
+  /**
+   * Answer with `pong` and the statistics, listing up to `connections` of
+   * the open connections.
+   */
+  | { kind: "ping"; seq: number; connections: number }
+  /** Reload the TLS certificate and key, as on SIGHUP. */
+  | { kind: "reload" }
   /** Request `id` is served, and the worker holds `slots` more slots for it and later ones. */
   | { kind: "grant"; id: number; slots: number }
   /**
@@ -64,6 +89,25 @@ function positive(field: string | undefined): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
+function count(field: string | undefined): number | undefined {
+  const n = Number(field);
+  return field !== "" && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+// The worker is this same program, so the statistics are trusted as its
+// JSON says; only a line that is not one is refused.
+function parseStats(json: string): WorkerStats | undefined {
+  try {
+    const stats: unknown = JSON.parse(json);
+    return typeof stats === "object" && stats !== null &&
+        typeof (stats as WorkerStats).open === "number"
+      ? stats as WorkerStats
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Encodes a worker's message as one line, without the newline.
  *
@@ -83,7 +127,10 @@ function positive(field: string | undefined): number | undefined {
 export function encodeWorkerMessage(message: WorkerMessage): string {
   switch (message.kind) {
     case "ready":
-      return `${PREFIX}ready ${message.adminPort}`;
+      return `${PREFIX}ready`;
+    case "pong":
+      // JSON.stringify writes no line break, so the line stays one.
+      return `${PREFIX}pong ${message.seq} ${JSON.stringify(message.stats)}`;
     case "acquire":
     case "address":
       return `${PREFIX}${message.kind} ${message.id} ${message.host ?? "-"}`;
@@ -102,13 +149,17 @@ export function encodeWorkerMessage(message: WorkerMessage): string {
  */
 export function parseWorkerMessage(line: string): WorkerMessage | undefined {
   if (!line.startsWith(PREFIX)) return undefined;
-  const [kind, first, second] = line.slice(PREFIX.length).split(" ");
+  const [kind, first, second] = line.slice(PREFIX.length).split(" ", 3);
   switch (kind) {
-    case "ready": {
-      const port = positive(first);
-      return port !== undefined && port < 65536
-        ? { kind, adminPort: port }
-        : undefined;
+    case "ready":
+      return first === undefined ? { kind } : undefined;
+    case "pong": {
+      const seq = positive(first);
+      if (seq === undefined) return undefined;
+      // The rest of the line, spaces and all.
+      const at = PREFIX.length + kind.length + 1 + first!.length + 1;
+      const stats = parseStats(line.slice(at));
+      return stats === undefined ? undefined : { kind, seq, stats };
     }
     case "release":
       return first && first !== "-" ? { kind, host: first } : undefined;
@@ -150,6 +201,8 @@ export function encodeSupervisorMessage(message: SupervisorMessage): string {
   switch (message.kind) {
     case "stop":
       return `stop ${message.reason}`;
+    case "ping":
+      return `ping ${message.seq} ${message.connections}`;
     case "grant":
       return `grant ${message.id} ${message.slots}`;
     case "refuse":
@@ -157,6 +210,7 @@ export function encodeSupervisorMessage(message: SupervisorMessage): string {
       return `${message.kind} ${message.id}`;
     case "reclaim":
     case "relax":
+    case "reload":
       return message.kind;
   }
 }
@@ -175,8 +229,15 @@ export function parseSupervisorMessage(
   switch (kind) {
     case "stop":
       return first ? { kind, reason: first } : undefined;
+    case "ping": {
+      const [seq, connections] = [positive(first), count(second)];
+      return seq !== undefined && connections !== undefined
+        ? { kind, seq, connections }
+        : undefined;
+    }
     case "reclaim":
     case "relax":
+    case "reload":
       return { kind };
     case "grant": {
       const [id, slots] = [positive(first), Number(second)];

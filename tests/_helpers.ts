@@ -112,7 +112,7 @@ export function assertAccountedFor(stats: StatsSnapshot): void {
   const sum = (counts: Record<string, number>) =>
     Object.values(counts).reduce((a, b) => a + b, 0);
   const parts = {
-    open: stats.active.length,
+    open: stats.open,
     waiting: stats.waiting,
     closed: sum(stats.closed),
     refused: stats.refused,

@@ -8,21 +8,46 @@
  * `needs()`, UPCASE_REQUIRE_TOOLS=1 does not turn this skip into a failure:
  * denort is not a package that this machine or CI can install.
  *
+ * The permissions the task embeds are tried without a binary too: main.ts
+ * under `deno run` with exactly those flags behaves as the binary would,
+ * since compiling embeds them as they are. Only `--allow-run`'s path
+ * differs: under `deno run` the workers are deno itself.
+ *
  * @module
  */
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { OPTIONS } from "../src/config.ts";
+import { netPermissionMessage } from "../src/permissions.ts";
+import { get } from "./_admin.ts";
 import {
   asciiUpper,
   exchange,
   randomBytes,
   ROOT,
+  runCli,
   ServerProcess,
 } from "./_helpers.ts";
 
 const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
 const VERSION: string = denoJson.version;
 const decoder = new TextDecoder();
+
+/**
+ * The flags `deno task compile` embeds, with `--allow-run`'s path replaced
+ * by `runPath` when one is given.
+ */
+function embeddedFlags(runPath?: string): string[] {
+  const words = (denoJson.tasks.compile as string).split(/\s+/);
+  const flags = words.slice(
+    words.indexOf("compile") + 1,
+    words.indexOf("--output"),
+  );
+  return runPath === undefined
+    ? flags
+    : flags.map((f) =>
+      f.startsWith("--allow-run=") ? `--allow-run=${runPath}` : f
+    );
+}
 
 /** Runs a command to its end, killing it after `timeoutMs`. */
 async function run(
@@ -74,12 +99,10 @@ const binary = `${dir}/upcase`;
 
 /** Builds the binary; returns why it does not work, or undefined if it does. */
 async function build(): Promise<string | undefined> {
-  const task: string = denoJson.tasks.compile;
-  const permissions = task.split(/\s+/).filter((w) => w.startsWith("--allow"));
   const compiled = await run(Deno.execPath(), [
     "compile",
     "--quiet",
-    ...permissions,
+    ...embeddedFlags(),
     "--output",
     binary,
     `${ROOT}main.ts`,
@@ -171,3 +194,87 @@ compiledTest(
     assert(lines[0]!.includes('--port: "70000"'), lines[0]);
   },
 );
+
+compiledTest(
+  "compiled binary refuses a host outside its embedded --allow-net, in one line that names its hosts",
+  async () => {
+    const out = await run(binary, ["--host", "10.1.2.3", "--port", "0"], {
+      timeoutMs: 15_000,
+    });
+    assertEquals(out.code, 1, out.stderr);
+    assertEquals(
+      out.stderr,
+      `upcase: ${netPermissionMessage("10.1.2.3", true)}\n`,
+    );
+  },
+);
+
+compiledTest(
+  "compiled binary away from its install path refuses --workers in one line",
+  async () => {
+    const out = await run(
+      binary,
+      ["--workers", "2", "--host", "127.0.0.1", "--port", "0"],
+      { timeoutMs: 15_000 },
+    );
+    assertEquals(out.code, 1, out.stderr);
+    assertMatch(
+      out.stderr,
+      /^upcase: --workers cannot start \S+: this binary was compiled to start itself from another path only; .*\n$/,
+    );
+  },
+);
+
+Deno.test("the compile task's permissions under deno run: --workers 2 serves, with the supervisor's admin endpoint", async () => {
+  await using server = await ServerProcess.start(
+    ["--workers", "2", "--admin", "127.0.0.1:0"],
+    {
+      command: [
+        Deno.execPath(),
+        "run",
+        ...embeddedFlags(Deno.execPath()),
+        `${ROOT}main.ts`,
+      ],
+      ready: /listening on \S+ with 2 workers/,
+    },
+  );
+  const data = randomBytes(100_000, 31);
+  assertEquals(await exchange(server.port, data), asciiUpper(data));
+  const line = await server.waitForLine(/admin listening on .* \(totals/);
+  const admin = Number(/:(\d+) \(totals/.exec(line)?.[1]);
+  assertEquals((await get(admin, "/readyz")).body, "ready");
+  server.child.kill("SIGTERM");
+  assertEquals((await server.exit()).code, 0, server.lines.join("\n"));
+});
+
+Deno.test("the compile task's permissions under deno run: --host ::1 serves (an IPv6 host in a scoped --allow-net)", async () => {
+  await using server = await ServerProcess.start(["--host", "::1"], {
+    command: [Deno.execPath(), "run", ...embeddedFlags(), `${ROOT}main.ts`],
+  });
+  const data = randomBytes(1000, 32);
+  assertEquals(
+    await exchange(server.port, data, { hostname: "::1" }),
+    asciiUpper(data),
+  );
+});
+
+Deno.test("the compile task's permissions under deno run: a host outside its --allow-net, or --workers run from elsewhere, fail in one line", async () => {
+  const outside = await runCli(["--host", "10.1.2.3", "--port", "0"], {
+    permissions: embeddedFlags(),
+  });
+  assertEquals(outside.code, 1, outside.stderr);
+  assertMatch(
+    outside.stderr,
+    /^upcase: Network access is not allowed[^\n]*\n$/,
+  );
+  // The task's --allow-run names the binary's install path, not deno.
+  const workers = await runCli(
+    ["--workers", "2", "--host", "127.0.0.1", "--port", "0"],
+    { permissions: embeddedFlags() },
+  );
+  assertEquals(workers.code, 1, workers.stderr);
+  assertEquals(
+    workers.stderr,
+    `upcase: --workers needs --allow-run to start its worker processes (at least --allow-run=${Deno.execPath()})\n`,
+  );
+});

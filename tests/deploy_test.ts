@@ -14,6 +14,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { type Config, OPTIONS, parseConfig } from "../src/config.ts";
+import { COMPILED_NET_HOSTS, netHost } from "../src/permissions.ts";
 import { ROOT } from "./_helpers.ts";
 
 type Yaml = string | number | boolean | null | Yaml[] | { [k: string]: Yaml };
@@ -190,11 +191,21 @@ export interface DeployFiles {
 const FLAGS = new Set(OPTIONS.map((o) => o.flag));
 /**
  * What `deno task compile` does not embed: --allow-read (and write, for a
- * Unix socket). It does embed --allow-run and --unstable-net, for
+ * Unix socket), and the network beyond the wildcard and loopback hosts. It
+ * does embed --allow-run (of its install path) and --unstable-net, for
  * --workers.
  */
 function needsMorePermissions(config: Config): string[] {
   const extra: string[] = [];
+  const hosts = [
+    ["--host", config.host],
+    ["--admin", config.admin?.hostname],
+  ] as const;
+  for (const [flag, host] of hosts) {
+    if (host !== undefined && !COMPILED_NET_HOSTS.includes(netHost(host))) {
+      extra.push(`${flag} ${host} (not in its --allow-net)`);
+    }
+  }
   if (config.tlsCert !== undefined) {
     extra.push("--tls-cert (needs --allow-read)");
   }
@@ -248,6 +259,40 @@ function secondsOf(value: string | undefined): number {
 /** The install path from README's Deploy section (`install ... dist/upcase PATH`). */
 export function installPath(readme: string): string | undefined {
   return /\binstall\b[^\n]*?\sdist\/upcase\s+(\/\S+)/.exec(readme)?.[1];
+}
+
+/**
+ * Checks what `deno task compile` embeds: `--allow-run` for the README's
+ * install path only (the binary starts itself as the --workers processes),
+ * and `--allow-net` for {@linkcode COMPILED_NET_HOSTS} only.
+ */
+export function checkCompileTask(files: DeployFiles): string[] {
+  const task: string = JSON.parse(files.denoJson).tasks?.compile ?? "";
+  const words = task.split(/\s+/);
+  const problems: string[] = [];
+  for (const flag of ["--allow-run", "--allow-net", "--allow-all", "-A"]) {
+    if (words.includes(flag)) {
+      problems.push(`deno.json: compile grants ${flag} without a scope`);
+    }
+  }
+  const value = (flag: string) =>
+    words.find((w) => w.startsWith(`${flag}=`))?.slice(flag.length + 1);
+  const run = value("--allow-run");
+  const path = installPath(files.readme);
+  if (run !== path) {
+    problems.push(
+      `deno.json: compile's --allow-run=${run} is not README's install path ${path}`,
+    );
+  }
+  const net = value("--allow-net");
+  if (net !== COMPILED_NET_HOSTS.join(",")) {
+    problems.push(
+      `deno.json: compile's --allow-net=${net} is not COMPILED_NET_HOSTS (src/permissions.ts) ${
+        COMPILED_NET_HOSTS.join(",")
+      }`,
+    );
+  }
+  return problems;
 }
 
 /** Checks the Kubernetes manifests against the CLI. */
@@ -693,6 +738,7 @@ Deno.test("deploy files agree with the CLI", async () => {
   assertEquals(checkKubernetes(files), []);
   assertEquals(checkNetworkPolicy(files), []);
   assertEquals(checkUnit(files), []);
+  assertEquals(checkCompileTask(files), []);
   assertEquals(installPath(files.readme), "/usr/local/bin/upcase");
 });
 
@@ -932,6 +978,48 @@ Deno.test("deploy checks report a change made in one place only", async () => {
         "port 700 needs CAP_NET_BIND_SERVICE",
       ],
       [
+        "compile task runs another path",
+        "denoJson",
+        "--allow-run=/usr/local/bin/upcase",
+        "--allow-run=/opt/upcase",
+        "compile's --allow-run=/opt/upcase is not README's install path /usr/local/bin/upcase",
+      ],
+      [
+        "compile task runs anything",
+        "denoJson",
+        "--allow-run=/usr/local/bin/upcase",
+        "--allow-run",
+        "compile grants --allow-run without a scope",
+      ],
+      [
+        "compile task reaches any host",
+        "denoJson",
+        /--allow-net=\S+/,
+        "--allow-net",
+        "compile grants --allow-net without a scope",
+      ],
+      [
+        "compile task's hosts only",
+        "denoJson",
+        ",localhost ",
+        " ",
+        "is not COMPILED_NET_HOSTS",
+      ],
+      [
+        "unit listens where the binary may not",
+        "unit",
+        "--host 0.0.0.0",
+        "--host 10.0.0.5",
+        "the compiled binary cannot use --host 10.0.0.5",
+      ],
+      [
+        "k8s admin where the binary may not",
+        "deployment",
+        "0.0.0.0:9090",
+        "10.0.0.5:9090",
+        "the compiled binary cannot use --admin 10.0.0.5",
+      ],
+      [
         "version bump without the image",
         "denoJson",
         /"version": "[^"]+"/,
@@ -945,6 +1033,7 @@ Deno.test("deploy checks report a change made in one place only", async () => {
       ...checkKubernetes(mutated),
       ...checkNetworkPolicy(mutated),
       ...checkUnit(mutated),
+      ...checkCompileTask(mutated),
     ];
     assert(
       problems.some((p) => p.includes(expected)),

@@ -8,10 +8,12 @@ import {
 } from "@std/assert";
 import { MAX_START_FAILURES } from "../src/supervisor.ts";
 import { asciiUpper, exchange, randomBytes, runCli } from "./_helpers.ts";
+import { get } from "./_admin.ts";
 import {
   startSupervisor,
   StreamingClient,
   type Supervised,
+  supervisorAdminPort,
 } from "./_workers.ts";
 
 type Way = (supervised: Supervised) => Promise<void> | void;
@@ -262,4 +264,43 @@ Deno.test("--workers reports a port in use in one line, before it starts any wor
     result.stderr,
     `upcase: Cannot listen on 127.0.0.1:${taken.addr.port}: the address is already in use\n`,
   );
+});
+
+Deno.test("--workers: a worker that finished its drain before the supervisor heard of the stop counts as stopped, not crashed", async () => {
+  await using supervised = await startSupervisor(2, {
+    args: ["--admin", "127.0.0.1:0"],
+  });
+  const { server } = supervised;
+  const admin = await supervisorAdminPort(server);
+  // As when a stop sent to every process reaches a supervisor slow to run
+  // its handler: the workers, with nothing to drain, exit first.
+  for (const pid of workerPids(supervised)) Deno.kill(pid, "SIGTERM");
+  for (const pid of workerPids(supervised)) await waitUntilGone(pid);
+  // Bounded: the supervisor has seen both exits once no worker serves.
+  const deadline = performance.now() + 5000;
+  while ((await get(admin, "/readyz")).body !== "no worker serving") {
+    assert(performance.now() < deadline, server.lines.join("\n"));
+  }
+  server.child.kill("SIGTERM");
+  const status = await server.exit();
+  const all = server.lines.join("\n");
+  assertEquals(status.code, 0, all);
+  assert(!/restart|\[ERR\]/.test(all), all);
+  for (const id of [1, 2]) {
+    assertMatch(all, new RegExp(`worker ${id} \\(pid \\d+\\) exited\\n`));
+  }
+});
+
+Deno.test("--workers restarts a worker that a stop signal reached alone, once the restart delay has passed", async () => {
+  await using supervised = await startSupervisor(2);
+  const { server } = supervised;
+  const pid = supervised.workerPids().get(1)![0]!;
+  Deno.kill(pid, "SIGTERM");
+  await server.waitForLine(
+    new RegExp(
+      `worker 1 \\(pid ${pid}\\) exited with exit code 0; restarting it after 1000 ms`,
+    ),
+  );
+  await server.waitForLine(/worker 1 restarted/);
+  assertEquals(supervised.workerPids().get(1)?.length, 2);
 });
