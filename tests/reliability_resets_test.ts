@@ -29,8 +29,9 @@ const SETTLE_MS = 5_000;
 const TIMEOUT_MS = 30_000;
 
 // A storm of clients that reset. "mid": every client connects and sends
-// 64 KiB, then reads a little of the reply and closes with the rest unread
-// (the kernel sends RST for unread data), every other one also with
+// 64 KiB, then reads a little of the reply, waits until more of it has
+// arrived (a peek), and closes with that unread (the kernel sends RST for
+// unread data; with none, it would send FIN), every other one also with
 // SO_LINGER {1, 0}. "queued": the server is stopped, so the clients
 // complete the handshake in the kernel's backlog and reset there with
 // SO_LINGER {1, 0}, before the server accepts them. Every socket times out,
@@ -48,6 +49,8 @@ if mode == "mid":
     for s in socks:
         if s.recv(1024)[:1] != b"A":
             sys.exit("no uppercase reply before the reset")
+        # More of the reply must be waiting unread, or close sends FIN.
+        s.recv(1, socket.MSG_PEEK)
 for i, s in enumerate(socks):
     if mode == "queued" or i % 2 == 0:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
