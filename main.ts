@@ -7,25 +7,28 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { resolve } from "node:path";
-import { type Config, parseConfig } from "./src/config.ts";
-import { flushLogs, setupLogging } from "./src/logging.ts";
+import { type Config, parseConfig } from "./src/cli/config.ts";
+import { flushLogs, setupLogging } from "./src/logging/logging.ts";
 import {
   hasNetPermission,
   missingPermissions,
   netPermissionMessage,
   readEnvIfAllowed,
-} from "./src/permissions.ts";
-import { type AdminServer, serveAdmin } from "./src/admin_server.ts";
-import { serve, type UpcaseServer } from "./src/serve.ts";
-import { wireReload, wireSignals } from "./src/signals.ts";
-import { superviseFromConfig } from "./src/supervisor_cli.ts";
-import { SupervisorLink } from "./src/worker.ts";
-import { isCompiled, takeWorkerId } from "./src/worker_command.ts";
-import { describeStartupError } from "./src/startup_error.ts";
-import { readTlsFiles, type TlsPem } from "./src/tls_pem.ts";
-import { claimSocketPath, type SocketClaim } from "./src/unix_socket.ts";
-import { usage } from "./src/usage.ts";
-import { VERSION } from "./src/version.ts";
+} from "./src/cli/permissions.ts";
+import { type AdminServer, serveAdmin } from "./src/admin/server.ts";
+import { serve, type UpcaseServer } from "./src/server/serve.ts";
+import { wireReload, wireSignals } from "./src/cli/signals.ts";
+import { superviseFromConfig } from "./src/cli/supervise.ts";
+import { SupervisorLink } from "./src/supervisor/worker.ts";
+import { isCompiled, takeWorkerId } from "./src/supervisor/worker_command.ts";
+import { describeStartupError } from "./src/cli/startup_error.ts";
+import { readTlsFiles, type TlsPem } from "./src/tls/pem.ts";
+import {
+  claimSocketPath,
+  type SocketClaim,
+} from "./src/transport/deno/unix_socket.ts";
+import { usage } from "./src/cli/usage.ts";
+import { VERSION } from "./src/common/version.ts";
 
 const log = getLogger(["upcase", "main"]);
 

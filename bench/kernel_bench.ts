@@ -60,14 +60,14 @@
  *
  * @module
  */
-import { upcaseAsciiPrefix } from "../src/ascii_scan.ts";
-import { upcaseAsciiInPlace } from "../src/ascii_upcase.ts";
+import { upcaseAsciiPrefix } from "../src/kernels/ascii_scan.ts";
+import { upcaseAsciiInPlace } from "../src/kernels/ascii_upcase.ts";
 import {
   simdMemory,
   upcaseSimdInPlace,
   upcaseSimdPrefix,
-} from "../src/simd_upcase.ts";
-import { upcaseUtf8, Utf8Upcaser } from "../src/unicode_upcase.ts";
+} from "../src/kernels/simd_upcase.ts";
+import { upcaseUtf8, Utf8Upcaser } from "../src/kernels/unicode_upcase.ts";
 
 const SIZE = 64 * 1024;
 

@@ -11,14 +11,17 @@ export {
   type ServeOptions,
   type ServeUnixOptions,
   type UpcaseServer,
-} from "./serve.ts";
-export { type AdminServer, serveAdmin } from "./admin_server.ts";
-export type { TlsPem } from "./tls_pem.ts";
-export { clearStaleSocket } from "./unix_socket.ts";
+} from "./server/serve.ts";
+export { type AdminServer, serveAdmin } from "./admin/server.ts";
+export type { TlsPem } from "./tls/pem.ts";
+export { clearStaleSocket } from "./transport/deno/unix_socket.ts";
 export {
   type CloseReason,
   type ConnectionResult,
   type Duplex,
   pipeConnection,
-} from "./connection.ts";
-export { UpcaseStream, type UpcaseStreamOptions } from "./upcase_stream.ts";
+} from "./connection/result.ts";
+export {
+  UpcaseStream,
+  type UpcaseStreamOptions,
+} from "./connection/upcase_stream.ts";

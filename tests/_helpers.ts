@@ -7,7 +7,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { writeInChunks } from "../bench/loadgen.ts";
-import type { StatsSnapshot } from "../src/server_stats.ts";
+import type { StatsSnapshot } from "../src/server/stats.ts";
 
 const encoder = new TextEncoder();
 

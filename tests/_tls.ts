@@ -4,7 +4,7 @@
  * @module
  */
 import { assertEquals } from "@std/assert";
-import type { TlsPem } from "../src/tls_pem.ts";
+import type { TlsPem } from "../src/tls/pem.ts";
 
 const decoder = new TextDecoder();
 

@@ -1,0 +1,526 @@
+import { parseArgs } from "@std/cli";
+import { CidrSet } from "../proxy/cidr.ts";
+import {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevelName,
+} from "../logging/logging.ts";
+
+/** Everything the command line and the environment can set. */
+export interface Config {
+  /** The address to listen on. */
+  host: string;
+  /** The port to listen on; 0 picks a free one. */
+  port: number;
+  /** Full Unicode uppercasing instead of ASCII only. */
+  unicode: boolean;
+  /** The least severe level that is logged. */
+  logLevel: LogLevelName;
+  /** Text lines or JSON lines. */
+  logFormat: LogFormat;
+  /** Seconds a shutdown waits for open connections before it cuts them. */
+  drainTimeout: number;
+  /** Most connections open at once; 0 means no limit. */
+  maxConnections: number;
+  /** Most connections open at once from one address; 0 means no limit. */
+  maxConnectionsPerIp: number;
+  /** Leading bits of an IPv6 address that name one client for that limit. */
+  ipv6Prefix: number;
+  /** Seconds without traffic before a connection is closed; 0 turns it off. */
+  idleTimeout: number;
+  /** Seconds for the TLS handshake or the PROXY header; 0 turns it off. */
+  handshakeTimeout: number;
+  /** Where the admin HTTP endpoint listens; off when undefined. */
+  admin: HostPort | undefined;
+  /** PEM certificate file; with `tlsKey`, the data port speaks TLS. */
+  tlsCert: string | undefined;
+  /** PEM private key file for `tlsCert`. */
+  tlsKey: string | undefined;
+  /** A Unix socket path to listen on instead of TCP. */
+  unix: string | undefined;
+  /** Worker processes sharing the port; 1 means no supervisor. */
+  workers: number;
+  /** Expect a PROXY protocol header (v1 or v2) at the start of each connection. */
+  proxyProtocol: boolean;
+  /** The sources allowed to send a PROXY header, as CIDR ranges. */
+  proxyTrusted: CidrSet;
+  /** Print the usage and exit. */
+  help: boolean;
+  /** Print the version and exit. */
+  version: boolean;
+}
+
+/** A host and port, as `--admin` takes them. */
+export interface HostPort {
+  /** The address, without brackets for IPv6. */
+  hostname: string;
+  /** The port; 0 picks a free one. */
+  port: number;
+}
+
+type Key = Exclude<keyof Config, "help" | "version">;
+
+/** How one option is named, documented and parsed. */
+export interface OptionSpec {
+  /** The config field it sets. */
+  key: Key;
+  /** The command-line flag, without dashes. */
+  flag: string;
+  /** The environment variable that sets it when the flag is absent. */
+  env: string;
+  /** A placeholder for the value in the usage text, or "" for a switch. */
+  value: string;
+  /** The default, as the usage text shows it. */
+  default: string;
+  /** One line for the usage text. */
+  help: string;
+  /** Turns the raw text into the value; throws with `name` in the message. */
+  parse: (raw: string, name: string) => Config[Key];
+}
+
+function cannot(name: string, raw: string, why: string): string {
+  return `Cannot parse ${name}: "${raw}" ${why}`;
+}
+
+function parsePort(raw: string, name: string): number {
+  if (!/^\d+$/.test(raw)) {
+    throw new TypeError(cannot(name, raw, "is not a port number (0-65535)"));
+  }
+  const port = Number(raw);
+  if (port > 65535) {
+    throw new RangeError(cannot(name, raw, "is not in 0-65535"));
+  }
+  return port;
+}
+
+function parseSeconds(raw: string, name: string): number {
+  const seconds = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isFinite(seconds)) {
+    throw new TypeError(
+      cannot(
+        name,
+        raw,
+        "is not a number of seconds (0 or more, such as 10 or 2.5)",
+      ),
+    );
+  }
+  return seconds;
+}
+
+function parseCount(raw: string, name: string): number {
+  const count = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(count)) {
+    throw new TypeError(
+      cannot(name, raw, "is not a whole number (0 or more; 0 means no limit)"),
+    );
+  }
+  return count;
+}
+
+function parseChoice<T extends string>(
+  choices: readonly T[],
+  aliases: Readonly<Record<string, T>> = {},
+) {
+  return (raw: string, name: string): T => {
+    if ((choices as readonly string[]).includes(raw)) return raw as T;
+    const alias = aliases[raw];
+    if (alias !== undefined) return alias;
+    throw new RangeError(
+      cannot(name, raw, `is not one of ${describeChoices(choices, aliases)}`),
+    );
+  };
+}
+
+function describeChoices(
+  choices: readonly string[],
+  aliases: Readonly<Record<string, string>>,
+): string {
+  return choices.map((choice) => {
+    const also = Object.keys(aliases).filter((a) => aliases[a] === choice);
+    return also.length > 0 ? `${choice} (or ${also.join(", ")})` : choice;
+  }).join(", ");
+}
+
+// Operators type "warn" as often as "warning".
+const LOG_LEVEL_ALIASES = { warn: "warning" } as const;
+
+const TRUE_WORDS = ["1", "true", "yes", "on"];
+const FALSE_WORDS = ["0", "false", "no", "off", ""];
+
+function parseSwitch(raw: string, name: string): boolean {
+  if (TRUE_WORDS.includes(raw)) return true;
+  if (FALSE_WORDS.includes(raw)) return false;
+  throw new TypeError(
+    cannot(
+      name,
+      raw,
+      `is not a switch (${
+        [...TRUE_WORDS, ...FALSE_WORDS.slice(0, -1)].join(", ")
+      })`,
+    ),
+  );
+}
+
+function parseHost(raw: string, name: string): string {
+  if (raw.trim() === "") {
+    throw new TypeError(
+      cannot(name, raw, "is empty; give a hostname or an IP address"),
+    );
+  }
+  return raw;
+}
+
+function parseHostPort(raw: string, name: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]\s]+)):(\d+)$/.exec(raw);
+  if (!m) {
+    throw new TypeError(
+      cannot(
+        name,
+        raw,
+        "is not HOST:PORT (such as 127.0.0.1:9090 or [::1]:9090)",
+      ),
+    );
+  }
+  return { hostname: (m[1] ?? m[2])!, port: parsePort(m[3]!, name) };
+}
+
+function parsePrefix(raw: string, name: string): number {
+  const bits = /^[1-9][0-9]{0,2}$/.test(raw) ? Number(raw) : NaN;
+  if (!(bits >= 1 && bits <= 128)) {
+    throw new RangeError(
+      cannot(name, raw, "is not a prefix length from 1 to 128 (such as 64)"),
+    );
+  }
+  return bits;
+}
+
+function parseWorkers(raw: string, name: string): number {
+  if (raw === "auto") return navigator.hardwareConcurrency;
+  const count = /^[1-9][0-9]{0,3}$/.test(raw) ? Number(raw) : NaN;
+  if (!(count >= 1 && count <= 1024)) {
+    throw new TypeError(
+      cannot(name, raw, "is not auto or a number of workers from 1 to 1024"),
+    );
+  }
+  return count;
+}
+
+function parseCidrs(raw: string, name: string): CidrSet {
+  try {
+    return CidrSet.parse(raw);
+  } catch (err) {
+    throw new TypeError(`Cannot parse ${name}: ${(err as Error).message}`);
+  }
+}
+
+function parsePath(raw: string, name: string): string {
+  if (raw === "") {
+    throw new TypeError(
+      cannot(name, raw, "is empty; give a path, or leave the option out"),
+    );
+  }
+  return raw;
+}
+
+/** Every option, in the order the usage text lists them. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: "host",
+    flag: "host",
+    env: "UPCASE_HOST",
+    value: "HOST",
+    default: "0.0.0.0",
+    help: "address to listen on",
+    parse: parseHost,
+  },
+  {
+    key: "port",
+    flag: "port",
+    env: "UPCASE_PORT",
+    value: "PORT",
+    default: "8000",
+    help: "port to listen on, 0-65535; 0 picks a free port and logs it",
+    parse: parsePort,
+  },
+  {
+    key: "unicode",
+    flag: "unicode",
+    env: "UPCASE_UNICODE",
+    value: "",
+    default: "off",
+    help:
+      "full Unicode uppercasing of UTF-8 (straße → STRASSE); invalid bytes pass through",
+    parse: parseSwitch,
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    env: "UPCASE_LOG_LEVEL",
+    value: "LEVEL",
+    default: "info",
+    help: `least severe level logged: ${
+      describeChoices(LOG_LEVELS, LOG_LEVEL_ALIASES)
+    }`,
+    parse: parseChoice(LOG_LEVELS, LOG_LEVEL_ALIASES),
+  },
+  {
+    key: "logFormat",
+    flag: "log-format",
+    env: "UPCASE_LOG_FORMAT",
+    value: "FORMAT",
+    default: "text",
+    help: `log line format: ${LOG_FORMATS.join(", ")}`,
+    parse: parseChoice(LOG_FORMATS),
+  },
+  {
+    key: "drainTimeout",
+    flag: "drain-timeout",
+    env: "UPCASE_DRAIN_TIMEOUT",
+    value: "SECONDS",
+    default: "10",
+    help:
+      "on SIGINT/SIGTERM, how long open connections may finish before they are cut",
+    parse: parseSeconds,
+  },
+  {
+    key: "maxConnections",
+    flag: "max-connections",
+    env: "UPCASE_MAX_CONNECTIONS",
+    value: "N",
+    default: "0",
+    help:
+      "most connections open at once; at the limit, new clients wait in the backlog (0: no limit)",
+    parse: parseCount,
+  },
+  {
+    key: "maxConnectionsPerIp",
+    flag: "max-connections-per-ip",
+    env: "UPCASE_MAX_CONNECTIONS_PER_IP",
+    value: "N",
+    default: "0",
+    help:
+      "most connections open at once from one address; more are closed at once (0: no limit)",
+    parse: parseCount,
+  },
+  {
+    key: "ipv6Prefix",
+    flag: "ipv6-prefix",
+    env: "UPCASE_IPV6_PREFIX",
+    value: "BITS",
+    default: "64",
+    help:
+      "for --max-connections-per-ip, IPv6 clients count per /BITS network, 1-128",
+    parse: parsePrefix,
+  },
+  {
+    key: "idleTimeout",
+    flag: "idle-timeout",
+    env: "UPCASE_IDLE_TIMEOUT",
+    value: "SECONDS",
+    default: "300",
+    help:
+      "close a connection after this long with no bytes either way (0: never)",
+    parse: parseSeconds,
+  },
+  {
+    key: "handshakeTimeout",
+    flag: "handshake-timeout",
+    env: "UPCASE_HANDSHAKE_TIMEOUT",
+    value: "SECONDS",
+    default: "10",
+    help:
+      "close a connection whose TLS handshake or PROXY header takes longer (0: never)",
+    parse: parseSeconds,
+  },
+  {
+    key: "admin",
+    flag: "admin",
+    env: "UPCASE_ADMIN",
+    value: "HOST:PORT",
+    default: "",
+    help:
+      "serve /metrics, /healthz, /readyz and a live status page over HTTP here",
+    parse: parseHostPort,
+  },
+  {
+    key: "tlsCert",
+    flag: "tls-cert",
+    env: "UPCASE_TLS_CERT",
+    value: "FILE",
+    default: "",
+    help:
+      "PEM certificate; with --tls-key the data port speaks TLS; SIGHUP reloads both",
+    parse: parsePath,
+  },
+  {
+    key: "tlsKey",
+    flag: "tls-key",
+    env: "UPCASE_TLS_KEY",
+    value: "FILE",
+    default: "",
+    help: "PEM private key for --tls-cert",
+    parse: parsePath,
+  },
+  {
+    key: "unix",
+    flag: "unix",
+    env: "UPCASE_UNIX",
+    value: "PATH",
+    default: "",
+    help: "listen on this Unix socket instead of --host and --port",
+    parse: parsePath,
+  },
+  {
+    key: "workers",
+    flag: "workers",
+    env: "UPCASE_WORKERS",
+    value: "N",
+    default: "1",
+    help:
+      "worker processes sharing the port (SO_REUSEPORT, Linux); auto: one per core",
+    parse: parseWorkers,
+  },
+  {
+    key: "proxyProtocol",
+    flag: "proxy-protocol",
+    env: "UPCASE_PROXY_PROTOCOL",
+    value: "",
+    default: "off",
+    help:
+      "expect a PROXY protocol v1 or v2 header from a load balancer on each connection",
+    parse: parseSwitch,
+  },
+  {
+    key: "proxyTrusted",
+    flag: "proxy-trusted",
+    env: "UPCASE_PROXY_TRUSTED",
+    value: "CIDR[,CIDR...]",
+    default: "127.0.0.0/8,::1/128",
+    help: "sources allowed to send a PROXY header; others are closed",
+    parse: parseCidrs,
+  },
+];
+
+/** The environment variables upcase reads, for `--allow-env`. */
+export const ENV_NAMES: readonly string[] = OPTIONS.map((o) => o.env);
+
+const SWITCHES = [
+  "help",
+  "version",
+  ...OPTIONS.filter((o) => !o.value).map((o) => o.flag),
+];
+const VALUED = OPTIONS.filter((o) => o.value).map((o) => o.flag);
+const ALLOWED = [...OPTIONS.map((o) => `--${o.flag}`), "--help", "--version"]
+  .join(", ");
+
+/**
+ * Reads the configuration from command-line arguments and the environment.
+ * A flag beats its environment variable, which beats the default.
+ *
+ * @param args The command-line arguments, without the program name.
+ * @param env Looks up an environment variable; absent ones are `undefined`.
+ * @returns the configuration.
+ * @throws {TypeError | RangeError} on bad input, with a one-line message that
+ * names the option and the allowed values.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { parseConfig } from "./config.ts";
+ *
+ * const env = (name: string) => name === "UPCASE_PORT" ? "9000" : undefined;
+ * assertEquals(parseConfig([], env).port, 9000);
+ * assertEquals(parseConfig(["--port", "0"], env).port, 0);
+ * assertThrows(() => parseConfig(["--port", "70000"], env), RangeError, "--port");
+ * ```
+ */
+export function parseConfig(
+  args: readonly string[],
+  env: (name: string) => string | undefined,
+): Config {
+  const problems: string[] = [];
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    // parseArgs would read the "-1" of `--port -1` as a flag and drop an
+    // empty value; joined as `--port=-1`, both reach the value check.
+    if (
+      VALUED.includes(arg.slice(2)) && next !== undefined &&
+      !next.startsWith("--")
+    ) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  for (const arg of joined) {
+    // parseArgs reads `--unicode=maybe` as true; a typo should not pass.
+    const m = /^--(?:no-)?([^=]+)=(.*)$/.exec(arg);
+    if (m && SWITCHES.includes(m[1]!) && m[2] !== "true" && m[2] !== "false") {
+      throw new TypeError(cannot(`--${m[1]}`, m[2]!, "is not true or false"));
+    }
+  }
+  const parsed = parseArgs(joined, {
+    string: VALUED,
+    boolean: SWITCHES,
+    negatable: ["unicode", "proxy-protocol"],
+    alias: { h: "help" },
+    // Without a default parseArgs sets absent switches to false, and then a
+    // flag could not be told from the environment.
+    default: { unicode: undefined, "proxy-protocol": undefined },
+    unknown: (arg: string) => {
+      problems.push(
+        arg.startsWith("-")
+          ? `Unknown option "${
+            arg.replace(/=.*/, "")
+          }": allowed options are ${ALLOWED}`
+          : `Unexpected argument "${arg}": upcase takes only options (see --help)`,
+      );
+      return false;
+    },
+  }) as Record<string, unknown>;
+  if (problems.length > 0) throw new TypeError(problems[0]);
+
+  const config: Record<string, unknown> = {
+    help: parsed.help === true,
+    version: parsed.version === true,
+  };
+  for (const option of OPTIONS) {
+    const flagValue = parsed[option.flag];
+    if (typeof flagValue === "boolean") {
+      config[option.key] = flagValue;
+    } else if (typeof flagValue === "string") {
+      config[option.key] = option.parse(flagValue, `--${option.flag}`);
+    } else {
+      const envValue = env(option.env);
+      // An empty default means the option is off, which no value can say.
+      config[option.key] = envValue !== undefined
+        ? option.parse(envValue, option.env)
+        : option.default === ""
+        ? undefined
+        : option.parse(option.default, "the default");
+    }
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    const [given, missing] = config.tlsCert === undefined
+      ? ["--tls-key", "--tls-cert"]
+      : ["--tls-cert", "--tls-key"];
+    throw new TypeError(
+      `Cannot use ${given} without ${missing}: give both PEM files, or neither`,
+    );
+  }
+  if (config.unix !== undefined && config.tlsCert !== undefined) {
+    throw new TypeError(
+      "Cannot use --tls-cert with --unix: TLS is served on TCP only; give one or the other",
+    );
+  }
+  if (config.proxyProtocol === true && config.tlsCert !== undefined) {
+    throw new TypeError(
+      "Cannot use --proxy-protocol with --tls-cert: the PROXY header comes before the TLS handshake, which Deno runs itself; terminate TLS at the load balancer, or drop one",
+    );
+  }
+  return config as unknown as Config;
+}
