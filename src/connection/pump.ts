@@ -1,6 +1,7 @@
 import { BufferPool } from "./buffer_pool.ts";
 import { simdMemory } from "../kernels/simd_upcase.ts";
 import type { Upcaser } from "./upcaser.ts";
+import type { Conn } from "../transport/types.ts";
 
 /** Options for {@linkcode pumpConn}. */
 export interface PumpOptions {
@@ -83,7 +84,7 @@ let defaultPool: BufferPool | undefined;
  * ```
  */
 export async function pumpConn(
-  conn: Deno.Conn,
+  conn: Conn,
   options: PumpOptions,
 ): Promise<void> {
   const { upcaser } = options;
@@ -146,7 +147,7 @@ function startsAt(view: Uint8Array, buffer: Uint8Array): boolean {
   return view.buffer === buffer.buffer && view.byteOffset === buffer.byteOffset;
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: Conn, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) {
     done += await conn.write(done === 0 ? bytes : bytes.subarray(done));
   }

@@ -10,6 +10,7 @@ import {
 import { setLongTimeout } from "../common/long_timeout.ts";
 import { isReset } from "./reset_error.ts";
 import { Upcaser } from "./upcaser.ts";
+import type { Conn } from "../transport/types.ts";
 
 const log = getLogger(["upcase", "conn"]);
 
@@ -74,7 +75,7 @@ export class ConnectionTask {
   /** Settles with the result once the connection is closed and logged. */
   readonly done: Promise<TaskResult>;
   readonly #upcaser: Upcaser;
-  readonly #conn: Deno.Conn;
+  readonly #conn: Conn;
   readonly #proxy: ConnectionProxyOptions | undefined;
   readonly #handshakeTimeout: number;
   #cutReason: CutReason | undefined;
@@ -86,7 +87,7 @@ export class ConnectionTask {
    * @param conn The accepted connection; it is closed when `done` settles.
    * @param options The connection's id and the case mode.
    */
-  constructor(conn: Deno.Conn, options: ConnectionTaskOptions) {
+  constructor(conn: Conn, options: ConnectionTaskOptions) {
     const { id, unicode, proxy, handshakeTimeout } = options;
     this.id = id;
     this.#handshakeTimeout = handshakeTimeout;

@@ -2,6 +2,7 @@ import type { Logger } from "@logtape/logtape";
 import { formatAddr } from "../common/format_addr.ts";
 import { type HeadParse, parseRequestHead } from "./request_head.ts";
 import { httpResponseBytes, reasonPhrase } from "./response_bytes.ts";
+import type { Conn } from "../transport/types.ts";
 
 /** Answers one request; it may be async. */
 export type HttpHandler = (request: Request) => Response | Promise<Response>;
@@ -78,7 +79,7 @@ function timer(ms: number): { late: Promise<"late">; cancel: () => void } {
 export class HttpExchange {
   /** Settles once the connection is closed. */
   readonly done: Promise<void>;
-  readonly #conn: Deno.Conn;
+  readonly #conn: Conn;
   readonly #options: HttpExchangeOptions;
   #state: ExchangeState = "reading";
 
@@ -88,7 +89,7 @@ export class HttpExchange {
    * @param conn The accepted connection; it is closed when `done` settles.
    * @param options The handler, the deadlines and the logger.
    */
-  constructor(conn: Deno.Conn, options: HttpExchangeOptions) {
+  constructor(conn: Conn, options: HttpExchangeOptions) {
     this.#conn = conn;
     this.#options = options;
     this.done = this.#run().catch((err) => {

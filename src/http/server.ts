@@ -1,7 +1,8 @@
 import type { Logger } from "@logtape/logtape";
 import { acceptLoop } from "../server/accept_loop.ts";
 import { HttpExchange, type HttpHandler } from "./exchange.ts";
-import { type DataListener, listen } from "../transport/deno/listen.ts";
+import { listen } from "../transport/deno/listen.ts";
+import type { Conn, Listener } from "../transport/types.ts";
 
 /** Limits of {@linkcode serveHttp}, which the admin endpoints pass on. */
 export interface HttpServeLimits {
@@ -70,7 +71,7 @@ const LIMIT_LOG_INTERVAL_MS = 10_000;
 class RunningHttpServer implements HttpServer {
   readonly addr: Deno.NetAddr;
   readonly finished: Promise<void>;
-  readonly #listener: DataListener;
+  readonly #listener: Listener;
   readonly #options: Required<HttpServeLimits> & HttpServeOptions;
   readonly #closing = new AbortController();
   readonly #open = new Set<HttpExchange>();
@@ -104,7 +105,7 @@ class RunningHttpServer implements HttpServer {
     this.finished.catch(() => {});
   }
 
-  #track(conn: Deno.Conn): void {
+  #track(conn: Conn): void {
     const { handler, headerTimeout, requestTimeout, log } = this.#options;
     const exchange = new HttpExchange(conn, {
       handler,

@@ -1,5 +1,6 @@
 import { setLongTimeout } from "../common/long_timeout.ts";
 import { parseProxyHeader, type ProxyHeader } from "./proxy_protocol.ts";
+import type { Conn } from "../transport/types.ts";
 
 /** Why a connection that should start with a PROXY header was turned away. */
 export type ProxyRejectReason = "untrusted" | "invalid" | "timeout" | "closed";
@@ -73,7 +74,7 @@ export const PROXY_HEADER_MAX_LENGTH = 16 + 65535;
  * ```
  */
 export async function readProxyHeader(
-  conn: Deno.Conn,
+  conn: Conn,
   options: ReadProxyHeaderOptions = {},
 ): Promise<ProxyRead> {
   const { timeout = 10_000 } = options;

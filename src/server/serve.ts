@@ -7,11 +7,12 @@ import { formatAddr } from "../common/format_addr.ts";
 import { IdleSweeper } from "./idle_sweeper.ts";
 import { clientKey } from "../proxy/ip_address.ts";
 import { LimitLog } from "./limit_log.ts";
-import { listen, type ListenTarget } from "../transport/deno/listen.ts";
+import { listen } from "../transport/deno/listen.ts";
 import { setLongTimeout } from "../common/long_timeout.ts";
 import { ServerStats, type StatsSnapshot } from "./stats.ts";
 import type { Admission, SharedLimits } from "./shared_limits.ts";
 import { checkTlsPem, type TlsPem } from "../tls/pem.ts";
+import type { Conn, ListenTarget } from "../transport/types.ts";
 
 const log = getLogger(["upcase", "server"]);
 
@@ -310,7 +311,7 @@ export function serve(
   const active = new Map<number, ConnectionTask>();
   const limits = sharedLimits ?? addressLimits(maxConnectionsPerIp);
   // Accepted connections waiting for sharedLimits, and since when.
-  const waiting = new Map<Deno.Conn, number>();
+  const waiting = new Map<Conn, number>();
   const sweeper = idleTimeout > 0 ? new IdleSweeper(idleTimeout) : undefined;
   sweeper?.start();
   let nextId = 1;
@@ -328,7 +329,7 @@ export function serve(
   let untrusted = 0;
   let untrustedLoggedAt = -Infinity;
 
-  function closeQuietly(conn: Deno.Conn): void {
+  function closeQuietly(conn: Conn): void {
     try {
       conn.close();
     } catch {
@@ -338,7 +339,7 @@ export function serve(
 
   // Closed before anything is read: an untrusted source's header, true or
   // not, must not decide which address the server believes.
-  function rejectUntrusted(conn: Deno.Conn): void {
+  function rejectUntrusted(conn: Conn): void {
     const peer = formatAddr(conn.remoteAddr);
     closeQuietly(conn);
     untrusted++;
@@ -353,7 +354,7 @@ export function serve(
     untrustedLoggedAt = now;
   }
 
-  function refuse(conn: Deno.Conn): void {
+  function refuse(conn: Conn): void {
     const peer = formatAddr(conn.remoteAddr);
     closeQuietly(conn);
     countRefusal(peer);
@@ -372,7 +373,7 @@ export function serve(
     refusalLoggedAt = now;
   }
 
-  function handle(conn: Deno.Conn): void {
+  function handle(conn: Conn): void {
     // Every connection the listener hands over counts, whatever happens to
     // it next, so that accepted = open + waiting + closed + refused +
     // rejected.
@@ -397,7 +398,7 @@ export function serve(
   // The whole server's limits answer later (see SharedLimits); until then
   // the client waits unread, as it would in the backlog.
   function holdUntilAdmitted(
-    conn: Deno.Conn,
+    conn: Conn,
     counted: string | undefined,
     admission: Promise<Admission>,
   ): void {
@@ -422,14 +423,14 @@ export function serve(
 
   // Closed unserved at shutdown, like a client in the backlog when the
   // listener closes: counted as closed, with the reason `shutdown`.
-  function closeWaiting(conn: Deno.Conn, since: number): void {
+  function closeWaiting(conn: Conn, since: number): void {
     closeQuietly(conn);
     const seconds = (performance.now() - since) / 1000;
     stats.closed({ bytesIn: 0, bytesOut: 0, reason: "shutdown" }, seconds);
   }
 
   function admitted(
-    conn: Deno.Conn,
+    conn: Conn,
     counted: string | undefined,
     admission: Admission,
   ): void {

@@ -1,32 +1,5 @@
-import type { Acceptor } from "../../server/accept_loop.ts";
+import type { Listener, ListenTarget } from "../types.ts";
 import { ReloadableTlsListener } from "./tls_listener.ts";
-import type { TlsPem } from "../../tls/pem.ts";
-
-/** Where {@linkcode listen} listens: TCP, TCP with TLS, or a Unix socket. */
-export type ListenTarget =
-  | { transport: "tcp"; hostname: string; port: number; reusePort?: boolean }
-  | {
-    transport: "tls";
-    hostname: string;
-    port: number;
-    pem: TlsPem;
-    reusePort?: boolean;
-  }
-  | { transport: "unix"; path: string };
-
-/** A listening socket, whatever its transport, as the accept loop uses it. */
-export interface DataListener extends Acceptor<Deno.Conn> {
-  /** The bound address: the real port for TCP, the absolute path for Unix. */
-  readonly addr: Deno.NetAddr | Deno.UnixAddr;
-  /** Stops listening; a Unix socket's file is removed by Deno. */
-  close(): void;
-  /**
-   * Present on TLS listeners: listens with a new certificate from now on.
-   *
-   * @returns how long the port was closed for the swap, in milliseconds.
-   */
-  reloadTls?: (pem: TlsPem) => Promise<number>;
-}
 
 /**
  * Opens the server's listener. This is the one place that calls
@@ -52,7 +25,7 @@ export interface DataListener extends Acceptor<Deno.Conn> {
  * Deno.removeSync(dir); // empty again: closing removed the socket file
  * ```
  */
-export function listen(target: ListenTarget): DataListener {
+export function listen(target: ListenTarget): Listener {
   switch (target.transport) {
     case "tcp": {
       const { hostname, port, reusePort } = target;

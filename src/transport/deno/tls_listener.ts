@@ -1,4 +1,3 @@
-import type { Acceptor } from "../../server/accept_loop.ts";
 import type { TlsPem } from "../../tls/pem.ts";
 
 /** Opens a TLS listener on the server's address with the given certificate. */
@@ -17,7 +16,7 @@ export type OpenTlsListener = (pem: TlsPem) => Deno.TlsListener;
  * `accept()` carries on with the new listener, so the accept loop never sees
  * the swap.
  */
-export class ReloadableTlsListener implements Acceptor<Deno.TlsConn> {
+export class ReloadableTlsListener {
   readonly #open: OpenTlsListener;
   #listener: Deno.TlsListener;
   #pem: TlsPem;
