@@ -29,6 +29,7 @@ import {
 } from "../transport/deno/unix_socket.ts";
 import { usage } from "./usage.ts";
 import { VERSION } from "../common/version.ts";
+import { errorMessage } from "../common/error_message.ts";
 
 const log = getLogger(["upcase", "main"]);
 
@@ -141,7 +142,7 @@ async function main(commandLine: string[]): Promise<number> {
       } catch (err) {
         log.error(
           "TLS reload failed; still using the previous certificate: {error}",
-          { error: err instanceof Error ? err.message : String(err) },
+          { error: errorMessage(err) },
         );
       }
     }, { bySignal: workerId === undefined })
@@ -215,7 +216,7 @@ async function main(commandLine: string[]): Promise<number> {
     return 0;
   } catch (err) {
     log.fatal("stopped: accepting connections failed: {error}", {
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
     });
     return 1;
   } finally {

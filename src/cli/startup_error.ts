@@ -1,4 +1,5 @@
 import { formatAddr } from "../common/format_addr.ts";
+import { errorMessage } from "../common/error_message.ts";
 
 /** The line printed when the process may not use the network. */
 export const NET_PERMISSION_MESSAGE =
@@ -56,6 +57,6 @@ export function describeStartupError(
       ? `${where}: permission denied by the file system`
       : `${where}: permission denied (ports below 1024 need privileges)`;
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return `${where}: ${message.split("\n")[0]}`;
 }

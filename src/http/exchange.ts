@@ -3,6 +3,7 @@ import { formatAddr } from "../common/format_addr.ts";
 import { type HeadParse, parseRequestHead } from "./request_head.ts";
 import { httpResponseBytes, reasonPhrase } from "./response_bytes.ts";
 import type { Conn } from "../transport/types.ts";
+import { errorMessage } from "../common/error_message.ts";
 
 /** Answers one request; it may be async. */
 export type HttpHandler = (request: Request) => Response | Promise<Response>;
@@ -55,10 +56,6 @@ function plain(status: number, detail: string, headers = {}): Response {
   });
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 function timer(ms: number): { late: Promise<"late">; cancel: () => void } {
   let id: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<"late">((resolve) => {
@@ -97,7 +94,7 @@ export class HttpExchange {
       // only this client.
       options.log.debug("admin connection from {peer} failed: {error}", {
         peer: formatAddr(conn.remoteAddr),
-        error: describe(err),
+        error: errorMessage(err),
       });
     }).finally(() => this.close());
   }
@@ -193,7 +190,7 @@ export class HttpExchange {
       const url = target.startsWith("/") ? `http://${host}${target}` : target;
       request = new Request(new URL(url), { method, headers });
     } catch (err) {
-      this.#logRefusal(400, describe(err));
+      this.#logRefusal(400, errorMessage(err));
       return { response: plain(400, "malformed host or target"), head };
     }
     this.#state = "handling";
@@ -201,7 +198,7 @@ export class HttpExchange {
       return { response: await this.#options.handler(request), head };
     } catch (err) {
       this.#options.log.error("admin request failed: {error}", {
-        error: describe(err),
+        error: errorMessage(err),
       });
       return { response: plain(500, "the handler failed"), head };
     }

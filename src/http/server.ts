@@ -3,6 +3,7 @@ import { acceptLoop } from "../server/accept_loop.ts";
 import { HttpExchange, type HttpHandler } from "./exchange.ts";
 import { listen } from "../transport/deno/listen.ts";
 import type { Conn, Listener } from "../transport/types.ts";
+import { errorMessage } from "../common/error_message.ts";
 
 /** Limits of {@linkcode serveHttp}, which the admin endpoints pass on. */
 export interface HttpServeLimits {
@@ -95,7 +96,7 @@ class RunningHttpServer implements HttpServer {
       () => this.shutdown(),
       async (err) => {
         options.log.error("admin endpoint stopped: {error}", {
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
         });
         await this.shutdown();
         throw err;

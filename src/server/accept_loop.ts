@@ -1,4 +1,5 @@
 import { getLogger, type Logger } from "@logtape/logtape";
+import { errorMessage } from "../common/error_message.ts";
 
 /** Something that hands out connections, such as a `Deno.Listener`. */
 export interface Acceptor<C> {
@@ -147,10 +148,6 @@ function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * A run of failed accepts, from the first failure to the next accepted
  * connection: it logs each kind of failure once, and sets the pauses.
@@ -172,7 +169,7 @@ class FailureRun {
   /** Logs a failure the first time its kind comes up in this run. */
   failed(kind: "skip" | "backoff", err: unknown): void {
     const name = acceptErrorName(err);
-    const fields = { error: describe(err), code: name };
+    const fields = { error: errorMessage(err), code: name };
     if (kind === "skip" && ROUTINE_SKIP_CODES.has(name)) {
       this.#log.debug(
         "skipped a connection that failed before accept: {error}",

@@ -1,4 +1,5 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
+import { errorMessage } from "../common/error_message.ts";
 
 /** A certificate chain and its private key, in PEM, as `Deno.listenTls` takes them. */
 export interface TlsPem {
@@ -39,7 +40,7 @@ const KEY_BLOCK =
   /-----BEGIN (RSA |EC )?PRIVATE KEY-----[^-]+-----END \1?PRIVATE KEY-----/;
 
 function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+  return errorMessage(err).split("\n")[0]!;
 }
 
 /**

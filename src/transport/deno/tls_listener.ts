@@ -1,4 +1,5 @@
 import type { TlsPem } from "../../tls/pem.ts";
+import { errorMessage } from "../../common/error_message.ts";
 
 /** Opens a TLS listener on the server's address with the given certificate. */
 export type OpenTlsListener = (pem: TlsPem) => Deno.TlsListener;
@@ -57,7 +58,7 @@ export class ReloadableTlsListener {
       // retries: there is no socket left to accept on.
       if (this.#broken !== undefined) {
         throw new Deno.errors.BadResource(
-          `The listener could not reopen: ${describe(this.#broken)}`,
+          `The listener could not reopen: ${errorMessage(this.#broken)}`,
           { cause: this.#broken },
         );
       }
@@ -131,8 +132,4 @@ export class ReloadableTlsListener {
       // A reload had closed it and not yet opened the next one.
     }
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
