@@ -8,7 +8,12 @@ import {
   readProxyHeader,
 } from "../proxy/header_reader.ts";
 import { setLongTimeout } from "../common/long_timeout.ts";
-import { isReset } from "./reset_error.ts";
+import { errorMessage } from "../common/error_message.ts";
+import {
+  classifyFailure,
+  type Failure,
+  type Phase,
+} from "./classify_failure.ts";
 import { Upcaser } from "./upcaser.ts";
 import type { Conn } from "../transport/types.ts";
 
@@ -46,16 +51,28 @@ export type TaskRejectReason =
   | Exclude<ProxyRejectReason, "untrusted">
   | "refused";
 
-/** How a {@linkcode ConnectionTask} ended. */
-export interface TaskResult extends ConnectionResult {
-  /**
-   * Set when the connection was closed before it was served: its PROXY
-   * header was malformed, late or cut short, or the real client was over
-   * the per-address limit. Such a connection has no bytes and the reason
-   * `error`, and logs no "closed" line.
-   */
-  rejected?: TaskRejectReason;
+/** A connection that was served, until it ended for `reason`. */
+export interface ServedResult extends ConnectionResult {
+  /** Tells it from a {@linkcode RejectedResult}. */
+  outcome: "served";
 }
+
+/**
+ * A connection closed before it was served: its PROXY header was malformed,
+ * late or cut short, or the real client was over the per-address limit. It
+ * logs no "closed" line.
+ */
+export interface RejectedResult {
+  /** Tells it from a {@linkcode ServedResult}. */
+  outcome: "rejected";
+  /** Why it was turned away. */
+  reason: TaskRejectReason;
+  /** What was wrong, for the log. */
+  detail: string;
+}
+
+/** How a {@linkcode ConnectionTask} ended. */
+export type TaskResult = ServedResult | RejectedResult;
 
 /**
  * One accepted connection, served from start to end: it logs the opening,
@@ -78,6 +95,7 @@ export class ConnectionTask {
   readonly #conn: Conn;
   readonly #proxy: ConnectionProxyOptions | undefined;
   readonly #handshakeTimeout: number;
+  #phase: Phase;
   #cutReason: CutReason | undefined;
   #closed = false;
 
@@ -106,6 +124,7 @@ export class ConnectionTask {
       : undefined;
     this.#upcaser = new Upcaser(onChunk ? { unicode, onChunk } : { unicode });
     this.#conn = conn;
+    this.#phase = conn.handshake ? "handshake" : proxy ? "header" : "data";
     // Behind a load balancer the opening is logged once the header has
     // named the real client.
     if (!proxy) {
@@ -138,11 +157,6 @@ export class ConnectionTask {
     return this.#upcaser.bytesIn;
   }
 
-  /** When the last chunk arrived, or the connection opened, in `performance.now()` time. */
-  get lastActiveAt(): number {
-    return this.#upcaser.lastActiveAt || this.startedAt;
-  }
-
   /** Bytes produced for the client so far. */
   get bytesOut(): number {
     return this.#upcaser.bytesOut;
@@ -170,12 +184,12 @@ export class ConnectionTask {
   // returns the bytes after it, or why the connection is turned away.
   async #readHeader(
     proxy: ConnectionProxyOptions,
-  ): Promise<Uint8Array | { rejected: TaskRejectReason; detail: string }> {
+  ): Promise<Uint8Array | RejectedResult> {
     const read = await readProxyHeader(this.#conn, {
       timeout: this.#handshakeTimeout,
     });
     if (read.status === "rejected") {
-      return { rejected: read.reason, detail: read.detail };
+      return { outcome: "rejected", reason: read.reason, detail: read.detail };
     }
     const { source } = read.header;
     // LOCAL (a balancer's own check) keeps the connection's own address.
@@ -189,7 +203,11 @@ export class ConnectionTask {
       ? this.#peerHost
       : undefined;
     if (!(await proxy.admit(host))) {
-      return { rejected: "refused", detail: "over the per-address limit" };
+      return {
+        outcome: "rejected",
+        reason: "refused",
+        detail: "over the per-address limit",
+      };
     }
     const { id, peer, via } = this;
     if (via === undefined) {
@@ -206,109 +224,93 @@ export class ConnectionTask {
 
   // A client that opens TCP and never sends a ClientHello would otherwise
   // hold its slot until the idle sweep, or for good without one.
-  async #handshake(conn: Deno.TlsConn): Promise<void> {
+  async #handshake(handshake: () => Promise<unknown>): Promise<void> {
     const ms = this.#handshakeTimeout;
     const cancel = ms > 0
       ? setLongTimeout(() => this.cut("handshake_timeout"), ms)
       : () => {};
     try {
-      await conn.handshake();
+      await handshake();
     } finally {
       cancel();
     }
   }
 
   async #run(): Promise<TaskResult> {
-    let reason: ConnectionResult["reason"] = "eof";
-    let error: unknown;
-    let handshaking = false;
-    let inHeader = false;
-    let rejected: { rejected: TaskRejectReason; detail: string } | undefined;
+    let ending: Failure | RejectedResult;
     try {
-      const conn = this.#conn;
-      // Deno would run a TLS handshake inside the first read anyway; done
-      // first, its failure (a client speaking plain TCP, a wrong
-      // certificate) is logged as what it is.
-      if ("handshake" in conn && typeof conn.handshake === "function") {
-        handshaking = true;
-        await this.#handshake(conn as Deno.TlsConn);
-        handshaking = false;
-      }
-      let initial: Uint8Array | undefined;
-      if (this.#proxy) {
-        inHeader = true;
-        const got = await this.#readHeader(this.#proxy);
-        inHeader = false;
-        if (got instanceof Uint8Array) initial = got;
-        else rejected = got;
-      }
-      if (!rejected) {
-        await pumpConn(conn, {
-          upcaser: this.#upcaser,
-          ...(initial ? { initial } : {}),
-        });
-      }
+      ending = await this.#serve();
     } catch (err) {
-      if (this.#cutReason) reason = this.#cutReason;
-      // A reset before the header was complete is a header cut short.
-      else if (inHeader) {
-        rejected = {
-          rejected: "closed",
-          detail: `the header read failed: ${
-            err instanceof Error ? err.message : String(err)
-          }`,
-        };
-      } else if (isReset(err)) reason = "reset";
-      // A TLS client that closed its socket without TLS's own goodbye
-      // (close_notify), as many do and as health checks that only connect
-      // do: to an echo server that is an end of input like any other.
-      else if (err instanceof Deno.errors.UnexpectedEof) reason = "eof";
-      else [reason, error] = ["error", err];
+      ending = classifyFailure(err, {
+        phase: this.#phase,
+        cut: this.#cutReason,
+      });
     } finally {
       this.#close();
     }
-    if (rejected) {
-      const { id, peer } = this;
-      // Refusals are logged by the server, at most once a second.
-      if (rejected.rejected !== "refused") {
-        log.warning(
-          "connection {id} from {peer} rejected ({reason}): {detail}",
-          { id, peer, reason: rejected.rejected, detail: rejected.detail },
-        );
-      }
-      return {
-        bytesIn: 0,
-        bytesOut: 0,
-        reason: "error",
-        error: new Error(rejected.detail),
-        rejected: rejected.rejected,
-      };
+    return ending.outcome === "ended"
+      ? this.#ended(ending)
+      : this.#rejected(ending);
+  }
+
+  // The phases in order. Deno would run a TLS handshake inside the first
+  // read anyway; done first, its failure (a client speaking plain TCP, a
+  // wrong certificate) is logged as what it is.
+  async #serve(): Promise<Failure | RejectedResult> {
+    const conn = this.#conn;
+    if (conn.handshake) {
+      await this.#handshake(() => conn.handshake!());
+      this.#phase = this.#proxy ? "header" : "data";
     }
-    const result: ConnectionResult = {
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      reason,
-      ...(reason === "error" ? { error } : {}),
-    };
+    let initial: Uint8Array | undefined;
+    if (this.#proxy) {
+      const got = await this.#readHeader(this.#proxy);
+      if (!(got instanceof Uint8Array)) return got;
+      initial = got;
+      this.#phase = "data";
+    }
+    await pumpConn(conn, {
+      upcaser: this.#upcaser,
+      ...(initial ? { initial } : {}),
+    });
+    return { outcome: "ended", reason: "eof" };
+  }
+
+  #rejected(rejected: RejectedResult): RejectedResult {
+    const { id, peer } = this;
+    // Refusals are logged by the server, at most once a second.
+    if (rejected.reason !== "refused") {
+      log.warning(
+        "connection {id} from {peer} rejected ({reason}): {detail}",
+        { id, peer, reason: rejected.reason, detail: rejected.detail },
+      );
+    }
+    return rejected;
+  }
+
+  #ended(ending: Failure & { outcome: "ended" }): ServedResult {
+    const { reason } = ending;
+    const { id, peer, bytesIn, bytesOut } = this;
     const durationMs = Math.round((performance.now() - this.startedAt) * 10) /
       10;
-    const { bytesIn, bytesOut } = result;
-    const { id, peer } = this;
     log.info(
       "connection {id} closed ({reason}): {bytesIn} bytes in, {bytesOut} bytes out, {durationMs} ms, peer {peer}",
       { id, peer, bytesIn, bytesOut, durationMs, reason },
     );
     if (reason === "error") {
       log.warning(
-        handshaking
+        this.#phase === "handshake"
           ? "connection {id} failed in the TLS handshake: {error}"
           : "connection {id} failed: {error}",
-        {
-          id,
-          error: error instanceof Error ? error.message : String(error),
-        },
+        { id, error: errorMessage(ending.error) },
       );
     }
-    return result;
+    return {
+      outcome: "served",
+      bytesIn,
+      bytesOut,
+      reason,
+      ...(reason === "error" ? { error: ending.error } : {}),
+    };
   }
 }

@@ -39,8 +39,6 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
   bytesIn = 0;
   /** Bytes handed on so far. */
   bytesOut = 0;
-  /** When the last chunk came in, in `performance.now()` time (0: none yet). */
-  lastActiveAt = 0;
   /**
    * The most bytes out per byte in: 1 in ASCII mode; 3 in unicode mode,
    * where `ΐ` (U+0390, 2 bytes) uppercases to 3 code points, 6 bytes.
@@ -70,7 +68,6 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
    */
   push(chunk: Uint8Array): Uint8Array {
     this.bytesIn += chunk.length;
-    this.lastActiveAt = performance.now();
     this.#onChunk?.(chunk);
     const out = this.#utf8
       ? this.#utf8.push(chunk)

@@ -47,7 +47,8 @@ export class IdleSweeper {
   /**
    * Creates a sweeper; call {@linkcode IdleSweeper.start} to run it on a timer.
    *
-   * @param timeout Milliseconds without traffic before a connection is cut.
+   * @param timeout Milliseconds without traffic before a connection is cut;
+   * 0 only watches, for {@linkcode IdleSweeper.lastActiveAt}.
    * @param now The clock, in milliseconds; replaceable for tests.
    */
   constructor(timeout: number, now: () => number = () => performance.now()) {
@@ -69,13 +70,14 @@ export class IdleSweeper {
   }
 
   /**
-   * How long no byte has moved on a connection, as of the last sweep.
+   * When a byte last moved on a connection, as of the last sweep: the
+   * status page's idle time, to within a sweep interval, with no clock read
+   * on the data path.
    *
-   * @returns milliseconds, or 0 for a connection that is not watched.
+   * @returns `performance.now()` time, or undefined for a connection that is not watched.
    */
-  idleFor(conn: Watched): number {
-    const entry = this.#entries.get(conn);
-    return entry ? this.#now() - entry.movedAt : 0;
+  lastActiveAt(conn: Watched): number | undefined {
+    return this.#entries.get(conn)?.movedAt;
   }
 
   /** Checks every connection once, and cuts the ones idle for too long. */
@@ -86,7 +88,7 @@ export class IdleSweeper {
       if (total !== entry.total) {
         entry.total = total;
         entry.movedAt = now;
-      } else if (now - entry.movedAt >= this.#timeout) {
+      } else if (this.#timeout > 0 && now - entry.movedAt >= this.#timeout) {
         this.#entries.delete(conn);
         conn.cut("idle");
       }
@@ -95,7 +97,9 @@ export class IdleSweeper {
 
   /** Sweeps on a timer, a quarter of the timeout apart (10 ms to 1 s). */
   start(): void {
-    const interval = Math.min(1000, Math.max(10, this.#timeout / 4));
+    const interval = this.#timeout > 0
+      ? Math.min(1000, Math.max(10, this.#timeout / 4))
+      : 1000;
     this.#timer ??= setInterval(() => this.sweep(), interval);
   }
 
