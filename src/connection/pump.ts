@@ -1,5 +1,5 @@
 import { BufferPool } from "./buffer_pool.ts";
-import { simdMemory } from "../kernels/simd_upcase.ts";
+import { simdMemory } from "../kernels/upcase_ascii.ts";
 import type { Upcaser } from "./upcaser.ts";
 import type { Conn } from "../transport/types.ts";
 

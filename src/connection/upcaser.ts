@@ -1,5 +1,4 @@
-import { upcaseAsciiInPlace } from "../kernels/ascii_upcase.ts";
-import { upcaseSimdInPlace } from "../kernels/simd_upcase.ts";
+import { upcaseAsciiInPlace } from "../kernels/upcase_ascii.ts";
 import { Utf8Upcaser } from "../kernels/unicode_upcase.ts";
 
 /** Options for {@linkcode Upcaser}. */
@@ -69,11 +68,7 @@ export class Upcaser implements Transformer<Uint8Array, Uint8Array> {
   push(chunk: Uint8Array): Uint8Array {
     this.bytesIn += chunk.length;
     this.#onChunk?.(chunk);
-    const out = this.#utf8
-      ? this.#utf8.push(chunk)
-      : upcaseSimdInPlace(chunk)
-      ? chunk
-      : upcaseAsciiInPlace(chunk);
+    const out = this.#utf8 ? this.#utf8.push(chunk) : upcaseAsciiInPlace(chunk);
     this.bytesOut += out.length;
     return out;
   }

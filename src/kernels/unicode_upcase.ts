@@ -1,6 +1,4 @@
-import { upcaseAsciiPrefix } from "./ascii_scan.ts";
-import { upcaseAsciiInPlace } from "./ascii_upcase.ts";
-import { upcaseSimdInPlace, upcaseSimdPrefix } from "./simd_upcase.ts";
+import { upcaseAsciiInPlace, upcaseAsciiPrefix } from "./upcase_ascii.ts";
 import {
   upperCaseLongWords,
   upperCaseOf,
@@ -212,13 +210,12 @@ export function upcaseUtf8(
   // Most text is ASCII, and an ASCII prefix needs no decoding: one pass
   // uppercases it and finds where it ends (in the SIMD kernel when the bytes
   // are in its memory).
-  let start = upcaseSimdPrefix(bytes);
-  if (start < 0) start = upcaseAsciiPrefix(bytes);
+  const start = upcaseAsciiPrefix(bytes);
   if (start === bytes.length) return { output: bytes, rest: 0 };
   // ASCII bytes never occur inside a multibyte sequence, so the rest of them
   // can be mapped first, in place, whatever surrounds them.
   const after = bytes.subarray(start);
-  if (!upcaseSimdInPlace(after)) upcaseAsciiInPlace(after);
+  upcaseAsciiInPlace(after);
   return mapInPlace(bytes, start);
 }
 
