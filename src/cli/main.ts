@@ -7,7 +7,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { resolve } from "node:path";
-import { type Config, parseConfig } from "./config.ts";
+import { type Config, type HostPort, parseConfig } from "./config.ts";
+import { printLine } from "./print_line.ts";
+import { serveOptionsFromConfig } from "./serve_options.ts";
 import { flushLogs, setupLogging } from "../logging/logging.ts";
 import {
   hasNetPermission,
@@ -17,7 +19,7 @@ import {
 } from "./permissions.ts";
 import { type AdminServer, serveAdmin } from "../admin/server.ts";
 import { serve, type UpcaseServer } from "../server/serve.ts";
-import { wireReload, wireSignals } from "./signals.ts";
+import { type Reloader, wireReload, wireSignals } from "./signals.ts";
 import { superviseFromConfig } from "./supervise.ts";
 import { SupervisorLink } from "../supervisor/worker.ts";
 import { isCompiled, takeWorkerId } from "../supervisor/worker_command.ts";
@@ -33,32 +35,55 @@ import { errorMessage } from "../common/error_message.ts";
 
 const log = getLogger(["upcase", "main"]);
 
-function printLine(stream: typeof Deno.stdout, line: string): void {
-  let bytes = new TextEncoder().encode(`${line}\n`);
-  while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+// A start-up failure: the line for stderr and the exit code.
+class Exit {
+  constructor(readonly code: number, readonly line?: string) {}
+}
+
+// What the command serves, once the config and the permissions are checked.
+interface Plan {
+  config: Config;
+  // Set when the supervisor of --workers started this process.
+  workerId: number | undefined;
+  // Absolute, as Deno's unix: net permissions and its UnixAddr have it.
+  unixPath: string | undefined;
+  admin: HostPort | undefined;
+  tlsFiles: [string, string] | undefined;
 }
 
 async function main(commandLine: string[]): Promise<number> {
-  // Set when the supervisor of --workers started this process.
   const { id: workerId, args } = takeWorkerId(commandLine);
+  try {
+    const config = readConfig(args);
+    const plan = checkPermissions(config, workerId);
+    setupLogging({ level: config.logLevel, format: config.logFormat });
+    if (config.workers > 1 && workerId === undefined) {
+      return await superviseFromConfig(config, args);
+    }
+    return await runServer(plan);
+  } catch (err) {
+    if (!(err instanceof Exit)) throw err;
+    if (err.line !== undefined) {
+      printLine(err.code === 0 ? Deno.stdout : Deno.stderr, err.line);
+    }
+    return err.code;
+  }
+}
+
+function readConfig(args: string[]): Config {
   let config: Config;
   try {
     config = parseConfig(args, readEnvIfAllowed);
   } catch (err) {
     if (!(err instanceof TypeError || err instanceof RangeError)) throw err;
-    printLine(Deno.stderr, `upcase: ${err.message}`);
-    return 2;
+    throw new Exit(2, `upcase: ${err.message}`);
   }
-  if (config.help) {
-    printLine(Deno.stdout, usage());
-    return 0;
-  }
-  if (config.version) {
-    printLine(Deno.stdout, `upcase ${VERSION}`);
-    return 0;
-  }
-  const { tlsCert, tlsKey } = config;
-  // Absolute, as Deno's unix: net permissions and its UnixAddr have it.
+  if (config.help) throw new Exit(0, usage());
+  if (config.version) throw new Exit(0, `upcase ${VERSION}`);
+  return config;
+}
+
+function checkPermissions(config: Config, workerId: number | undefined): Plan {
   const unixPath = config.unix === undefined ? undefined : resolve(config.unix);
   // A worker of --workers serves no admin endpoint: the supervisor's
   // reports for it.
@@ -72,12 +97,9 @@ async function main(commandLine: string[]): Promise<number> {
       execPath: Deno.execPath(),
       mainModule: Deno.mainModule,
     });
-    printLine(
-      Deno.stderr,
-      `upcase: ${netPermissionMessage(denied, compiled)}`,
-    );
-    return 1;
+    throw new Exit(1, `upcase: ${netPermissionMessage(denied, compiled)}`);
   }
+  const { tlsCert, tlsKey } = config;
   const tlsFiles = tlsCert !== undefined && tlsKey !== undefined
     ? [tlsCert, tlsKey] as [string, string]
     : undefined;
@@ -85,129 +107,59 @@ async function main(commandLine: string[]): Promise<number> {
     ...(tlsFiles ? { tlsFiles } : {}),
     ...(unixPath !== undefined ? { unixPath } : {}),
   });
-  if (missing !== undefined) {
-    printLine(Deno.stderr, `upcase: ${missing}`);
-    return 1;
-  }
-  setupLogging({ level: config.logLevel, format: config.logFormat });
-  if (config.workers > 1 && workerId === undefined) {
-    return await superviseFromConfig(config, args);
-  }
+  if (missing !== undefined) throw new Exit(1, `upcase: ${missing}`);
+  return { config, workerId, unixPath, admin, tlsFiles };
+}
 
-  let pem: TlsPem | undefined;
-  if (tlsFiles) {
-    try {
-      const loaded = await readTlsFiles(...tlsFiles);
-      pem = { cert: loaded.cert, key: loaded.key };
-      log.info("using the TLS certificate {subject}, valid until {validTo}", {
-        subject: loaded.info.subject,
-        validTo: loaded.info.validTo.toISOString(),
-      });
-    } catch (err) {
-      if (!(err instanceof TypeError)) throw err;
-      printLine(Deno.stderr, `upcase: ${err.message}`);
-      return 1;
-    }
+async function loadPem(tlsFiles: [string, string]): Promise<TlsPem> {
+  try {
+    const loaded = await readTlsFiles(...tlsFiles);
+    log.info("using the TLS certificate {subject}, valid until {validTo}", {
+      subject: loaded.info.subject,
+      validTo: loaded.info.validTo.toISOString(),
+    });
+    return { cert: loaded.cert, key: loaded.key };
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    throw new Exit(1, `upcase: ${err.message}`);
   }
-  let claim: SocketClaim | undefined;
-  if (unixPath !== undefined) {
-    try {
-      claim = await claimSocketPath(unixPath);
-    } catch (err) {
-      const message = describeStartupError(err, { path: unixPath });
-      printLine(Deno.stderr, `upcase: ${message}`);
-      return 1;
-    }
-    if (claim.removedStale) {
-      log.info("removed the stale socket file {path}", { path: unixPath });
-    }
-  }
-  // Held until main returns, after the server has stopped listening.
-  using _claim = claim;
+}
 
+async function claimSocket(path: string): Promise<SocketClaim> {
+  let claim: SocketClaim;
+  try {
+    claim = await claimSocketPath(path);
+  } catch (err) {
+    throw new Exit(1, `upcase: ${describeStartupError(err, { path })}`);
+  }
+  if (claim.removedStale) {
+    log.info("removed the stale socket file {path}", { path });
+  }
+  return claim;
+}
+
+async function runServer(plan: Plan): Promise<number> {
+  const pem = plan.tlsFiles ? await loadPem(plan.tlsFiles) : undefined;
+  // Held until the server has stopped listening.
+  using _claim = plan.unixPath === undefined
+    ? undefined
+    : await claimSocket(plan.unixPath);
   // Wired before the server listens, so that a signal sent as soon as it
   // reports ready is not met by the default action.
-  const stop = new AbortController();
-  let server: UpcaseServer | undefined;
-  // A Unix socket's file goes when the listener closes, which is the first
-  // step of every shutdown, so a second signal's exit finds it gone too.
-  const unwireSignals = wireSignals(() => stop.abort(), config.drainTimeout);
-  // A worker of --workers reloads when its supervisor says so, and only
-  // then: a SIGHUP sent to the whole process group reaches it too.
-  const reloader = tlsFiles
-    ? wireReload(async () => {
-      try {
-        const loaded = await readTlsFiles(...tlsFiles);
-        await server?.reloadTls({ cert: loaded.cert, key: loaded.key });
-      } catch (err) {
-        log.error(
-          "TLS reload failed; still using the previous certificate: {error}",
-          { error: errorMessage(err) },
-        );
-      }
-    }, { bySignal: workerId === undefined })
-    : undefined;
-  // A worker of --workers: its supervisor tells it to stop and to reload,
-  // keeps the whole server's connection limits, and pings it.
-  const link = workerId === undefined ? undefined : new SupervisorLink({
-    onStop: () => stop.abort(),
-    onGone: () => stop.abort(),
-    ...(reloader ? { onReload: () => reloader.reload() } : {}),
-  });
-  const unwire = () => {
-    reloader?.unwire();
-    unwireSignals();
-  };
-  const common = {
-    signal: stop.signal,
-    unicode: config.unicode,
-    drainTimeout: config.drainTimeout * 1000,
-    maxConnections: config.maxConnections,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
-    ipv6Prefix: config.ipv6Prefix,
-    idleTimeout: config.idleTimeout * 1000,
-    handshakeTimeout: config.handshakeTimeout * 1000,
-    proxyProtocol: config.proxyProtocol,
-    proxyTrusted: config.proxyTrusted,
-    // Only a limit that is set costs the workers a message per connection.
-    ...(link && (config.maxConnections > 0 || config.maxConnectionsPerIp > 0)
-      ? { sharedLimits: link.limits(config) }
-      : {}),
-  };
-  try {
-    server = unixPath !== undefined
-      ? serve({ ...common, path: unixPath })
-      : serve({
-        ...common,
-        hostname: config.host,
-        port: config.port,
-        ...(pem ?? {}),
-        // Workers share the supervisor's port.
-        reusePort: workerId !== undefined,
-      });
-  } catch (err) {
-    const addr = unixPath !== undefined
-      ? { path: unixPath }
-      : { hostname: config.host, port: config.port };
-    printLine(Deno.stderr, `upcase: ${describeStartupError(err, addr)}`);
-    unwire();
-    return 1;
-  }
-  const serving = server;
-  link?.ready(() => serving.stats());
-  // Not tied to `stop`: the admin endpoint keeps answering through the
-  // drain, so that /readyz can report it, and stops once the server has.
+  using controls = new Controls(plan);
+  const server = startServer(plan, { controls, pem });
+  controls.server = server;
+  controls.link?.ready(() => server.stats());
+  // Not tied to the stop signal: the admin endpoint keeps answering through
+  // the drain, so that /readyz can report it, and stops once the server has.
   let adminServer: AdminServer | undefined;
-  if (admin !== undefined) {
+  if (plan.admin !== undefined) {
     try {
-      adminServer = serveAdmin({ ...admin, server });
+      adminServer = serveAdmin({ ...plan.admin, server });
     } catch (err) {
-      printLine(
-        Deno.stderr,
-        `upcase: ${describeStartupError(err, admin)} (--admin)`,
-      );
+      const line = `upcase: ${describeStartupError(err, plan.admin)} (--admin)`;
+      printLine(Deno.stderr, line);
       await server.shutdown();
-      unwire();
       return 1;
     }
   }
@@ -221,7 +173,89 @@ async function main(commandLine: string[]): Promise<number> {
     return 1;
   } finally {
     await adminServer?.shutdown();
-    unwire();
+  }
+}
+
+// What stops and reloads the server: signals, and for a worker of
+// --workers its supervisor, which also keeps the whole server's limits.
+class Controls implements Disposable {
+  readonly stop = new AbortController();
+  readonly link: SupervisorLink | undefined;
+  server: UpcaseServer | undefined;
+  readonly #unwireSignals: () => void;
+  readonly #reloader: Reloader | undefined;
+
+  constructor(plan: Plan) {
+    const { config, workerId, tlsFiles } = plan;
+    // A Unix socket's file goes when the listener closes, which is the
+    // first step of every shutdown, so a second signal's exit finds it gone.
+    this.#unwireSignals = wireSignals(
+      () => this.stop.abort(),
+      config.drainTimeout,
+    );
+    // A worker reloads when its supervisor says so, and only then: a SIGHUP
+    // sent to the whole process group reaches it too.
+    this.#reloader = tlsFiles
+      ? wireReload(() => this.#reload(tlsFiles), {
+        bySignal: workerId === undefined,
+      })
+      : undefined;
+    const reloader = this.#reloader;
+    this.link = workerId === undefined ? undefined : new SupervisorLink({
+      onStop: () => this.stop.abort(),
+      onGone: () => this.stop.abort(),
+      ...(reloader ? { onReload: () => reloader.reload() } : {}),
+    });
+  }
+
+  async #reload(tlsFiles: [string, string]): Promise<void> {
+    try {
+      const loaded = await readTlsFiles(...tlsFiles);
+      await this.server?.reloadTls({ cert: loaded.cert, key: loaded.key });
+    } catch (err) {
+      log.error(
+        "TLS reload failed; still using the previous certificate: {error}",
+        { error: errorMessage(err) },
+      );
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.#reloader?.unwire();
+    this.#unwireSignals();
+  }
+}
+
+function startServer(
+  plan: Plan,
+  parts: { controls: Controls; pem: TlsPem | undefined },
+): UpcaseServer {
+  const { config, unixPath, workerId } = plan;
+  const { link, stop } = parts.controls;
+  const common = {
+    ...serveOptionsFromConfig(config),
+    signal: stop.signal,
+    // Only a limit that is set costs the workers a message per connection.
+    ...(link && (config.maxConnections > 0 || config.maxConnectionsPerIp > 0)
+      ? { sharedLimits: link.limits(config) }
+      : {}),
+  };
+  try {
+    return unixPath !== undefined
+      ? serve({ ...common, path: unixPath })
+      : serve({
+        ...common,
+        hostname: config.host,
+        port: config.port,
+        ...(parts.pem ?? {}),
+        // Workers share the supervisor's port.
+        reusePort: workerId !== undefined,
+      });
+  } catch (err) {
+    const addr = unixPath !== undefined
+      ? { path: unixPath }
+      : { hostname: config.host, port: config.port };
+    throw new Exit(1, `upcase: ${describeStartupError(err, addr)}`);
   }
 }
 

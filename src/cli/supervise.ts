@@ -1,12 +1,14 @@
 import type { Config } from "./config.ts";
+import { printLine } from "./print_line.ts";
+import { serveOptionsFromConfig } from "./serve_options.ts";
+import { serverSettings } from "../server/options.ts";
 import { listen } from "../transport/deno/listen.ts";
 import { describeStartupError } from "./startup_error.ts";
 import { runSupervisor } from "../supervisor/supervisor.ts";
 import { isCompiled } from "../supervisor/worker_command.ts";
 
 function printError(line: string): void {
-  let bytes = new TextEncoder().encode(`upcase: ${line}\n`);
-  while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+  printLine(Deno.stderr, `upcase: ${line}`);
 }
 
 // The workers listen with SO_REUSEPORT, which would let them share the port
@@ -86,14 +88,7 @@ export async function superviseFromConfig(
     readPaths: tls ? [config.tlsCert!, config.tlsKey!] : [],
     forwardHup: tls,
     ...(config.admin ? { admin: config.admin } : {}),
-    settings: {
-      unicode: config.unicode,
-      drainTimeout: config.drainTimeout * 1000,
-      maxConnections: config.maxConnections,
-      maxConnectionsPerIp: config.maxConnectionsPerIp,
-      idleTimeout: config.idleTimeout * 1000,
-      handshakeTimeout: config.handshakeTimeout * 1000,
-    },
+    settings: serverSettings(serveOptionsFromConfig(config)),
     drainSeconds: config.drainTimeout,
   });
 }

@@ -186,6 +186,31 @@ export interface ResolvedServeOptions extends ServerSettings {
   ipv6Prefix: number;
 }
 
+/**
+ * The settings a server reports, picked from its options.
+ *
+ * @param options The resolved options.
+ * @returns the six settings, and nothing else.
+ */
+export function serverSettings(options: ServerSettings): ServerSettings {
+  const {
+    unicode,
+    drainTimeout,
+    maxConnections,
+    maxConnectionsPerIp,
+    idleTimeout,
+    handshakeTimeout,
+  } = options;
+  return {
+    unicode,
+    drainTimeout,
+    maxConnections,
+    maxConnectionsPerIp,
+    idleTimeout,
+    handshakeTimeout,
+  };
+}
+
 const DEFAULT_PROXY_TRUSTED = CidrSet.parse(SERVE_DEFAULTS.proxyTrusted);
 
 /**

@@ -12,6 +12,7 @@ import {
   resolveServeOptions,
   type ServeOptions,
   type ServerSettings,
+  serverSettings,
   type ServeUnixOptions,
 } from "./options.ts";
 import type { Admission, SharedLimits } from "./shared_limits.ts";
@@ -148,9 +149,7 @@ class Server implements UpcaseServer {
   #reloads = Promise.resolve();
 
   constructor(options: ResolvedServeOptions, parts: ServerParts) {
-    const { target: _, proxyProtocol: _p, proxyTrusted: _t, ...settings } =
-      options;
-    this.settings = settings;
+    this.settings = serverSettings(options);
     this.#options = options;
     this.#parts = parts;
     this.addr = parts.listener.addr;
