@@ -439,13 +439,25 @@ export function parseConfig(
   args: readonly string[],
   env: (name: string) => string | undefined,
 ): Config {
-  const problems: string[] = [];
+  const parsed = parseFlags(joinValues(args));
+  const config: Record<string, unknown> = {
+    help: parsed.help === true,
+    version: parsed.version === true,
+  };
+  for (const option of OPTIONS) {
+    config[option.key] = readOption(option, parsed[option.flag], env);
+  }
+  checkCombinations(config);
+  return config as unknown as Config;
+}
+
+// parseArgs would read the "-1" of `--port -1` as a flag and drop an empty
+// value; joined as `--port=-1`, both reach the value check.
+function joinValues(args: readonly string[]): string[] {
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const next = args[i + 1];
-    // parseArgs would read the "-1" of `--port -1` as a flag and drop an
-    // empty value; joined as `--port=-1`, both reach the value check.
     if (
       VALUED.includes(arg.slice(2)) && next !== undefined &&
       !next.startsWith("--")
@@ -456,6 +468,10 @@ export function parseConfig(
       joined.push(arg);
     }
   }
+  return joined;
+}
+
+function parseFlags(joined: string[]): Record<string, unknown> {
   for (const arg of joined) {
     // parseArgs reads `--unicode=maybe` as true; a typo should not pass.
     const m = /^--(?:no-)?([^=]+)=(.*)$/.exec(arg);
@@ -463,6 +479,7 @@ export function parseConfig(
       throw new TypeError(cannot(`--${m[1]}`, m[2]!, "is not true or false"));
     }
   }
+  const problems: string[] = [];
   const parsed = parseArgs(joined, {
     string: VALUED,
     boolean: SWITCHES,
@@ -483,27 +500,29 @@ export function parseConfig(
     },
   }) as Record<string, unknown>;
   if (problems.length > 0) throw new TypeError(problems[0]);
+  return parsed;
+}
 
-  const config: Record<string, unknown> = {
-    help: parsed.help === true,
-    version: parsed.version === true,
-  };
-  for (const option of OPTIONS) {
-    const flagValue = parsed[option.flag];
-    if (typeof flagValue === "boolean") {
-      config[option.key] = flagValue;
-    } else if (typeof flagValue === "string") {
-      config[option.key] = option.parse(flagValue, `--${option.flag}`);
-    } else {
-      const envValue = env(option.env);
-      // An empty default means the option is off, which no value can say.
-      config[option.key] = envValue !== undefined
-        ? option.parse(envValue, option.env)
-        : option.default === ""
-        ? undefined
-        : option.parse(option.default, "the default");
-    }
+// A flag beats its environment variable, which beats the default.
+function readOption(
+  option: OptionSpec,
+  flagValue: unknown,
+  env: (name: string) => string | undefined,
+): unknown {
+  if (typeof flagValue === "boolean") return flagValue;
+  if (typeof flagValue === "string") {
+    return option.parse(flagValue, `--${option.flag}`);
   }
+  const envValue = env(option.env);
+  // An empty default means the option is off, which no value can say.
+  return envValue !== undefined
+    ? option.parse(envValue, option.env)
+    : option.default === ""
+    ? undefined
+    : option.parse(option.default, "the default");
+}
+
+function checkCombinations(config: Record<string, unknown>): void {
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     const [given, missing] = config.tlsCert === undefined
       ? ["--tls-key", "--tls-cert"]
@@ -522,5 +541,4 @@ export function parseConfig(
       "Cannot use --proxy-protocol with --tls-cert: the PROXY header comes before the TLS handshake, which Deno runs itself; terminate TLS at the load balancer, or drop one",
     );
   }
-  return config as unknown as Config;
 }

@@ -4,6 +4,7 @@ import { type HeadParse, parseRequestHead } from "./request_head.ts";
 import { httpResponseBytes, reasonPhrase } from "./response_bytes.ts";
 import type { Conn } from "../transport/types.ts";
 import { errorMessage } from "../common/error_message.ts";
+import { appendBytes } from "../common/append_bytes.ts";
 
 /** Answers one request; it may be async. */
 export type HttpHandler = (request: Request) => Response | Promise<Response>;
@@ -158,10 +159,7 @@ export class HttpExchange {
               `no complete request head within ${this.#options.headerTimeout} ms`,
           };
         }
-        const next = new Uint8Array(received.length + n);
-        next.set(received);
-        next.set(buffer.subarray(0, n), received.length);
-        received = next;
+        received = appendBytes(received, buffer.subarray(0, n));
       }
     } finally {
       cancel();

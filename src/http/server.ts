@@ -4,6 +4,7 @@ import { HttpExchange, type HttpHandler } from "./exchange.ts";
 import { listen } from "../transport/deno/listen.ts";
 import type { Conn, Listener } from "../transport/types.ts";
 import { errorMessage } from "../common/error_message.ts";
+import { onAbort } from "../common/on_abort.ts";
 
 /** Limits of {@linkcode serveHttp}, which the admin endpoints pass on. */
 export interface HttpServeLimits {
@@ -200,11 +201,6 @@ export function serveHttp(options: HttpServeOptions): HttpServer {
     ...options,
   });
   const { signal } = options;
-  if (signal?.aborted) void server.shutdown();
-  else {
-    signal?.addEventListener("abort", () => void server.shutdown(), {
-      once: true,
-    });
-  }
+  onAbort(signal, () => void server.shutdown());
   return server;
 }

@@ -1,6 +1,7 @@
 import { setLongTimeout } from "../common/long_timeout.ts";
 import { parseProxyHeader, type ProxyHeader } from "./proxy_protocol.ts";
 import type { Conn } from "../transport/types.ts";
+import { appendBytes } from "../common/append_bytes.ts";
 
 /** Why a connection that should start with a PROXY header was turned away. */
 export type ProxyRejectReason = "untrusted" | "invalid" | "timeout" | "closed";
@@ -130,10 +131,7 @@ export async function readProxyHeader(
           })`,
         };
       }
-      const next = new Uint8Array(received.length + n);
-      next.set(received);
-      next.set(buffer.subarray(0, n), received.length);
-      received = next;
+      received = appendBytes(received, buffer.subarray(0, n));
     }
   } finally {
     cancelTimer();

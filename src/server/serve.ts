@@ -25,6 +25,7 @@ export type {
   ServerSettings,
   ServeUnixOptions,
 } from "./options.ts";
+import { onAbort } from "../common/on_abort.ts";
 
 const log = getLogger(["upcase", "server"]);
 
@@ -97,12 +98,7 @@ export function serve(
     ...options,
   });
   const { signal } = options;
-  if (signal?.aborted) void server.shutdown();
-  else {
-    signal?.addEventListener("abort", () => void server.shutdown(), {
-      once: true,
-    });
-  }
+  onAbort(signal, () => void server.shutdown());
   announce(server.addr, resolved, options.onListen);
   return server;
 }
