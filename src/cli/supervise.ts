@@ -37,7 +37,7 @@ function runDenied(): string | undefined {
     mainModule: Deno.mainModule,
   });
   return compiled
-    ? `--workers cannot start ${command}: this binary was compiled to start itself from another path only; install it at the path it was compiled for (see the README's Permissions), or compile it with --allow-run=${command}`
+    ? `--workers cannot start ${command}: this binary was compiled to start itself from another path only; install it at the path it was compiled for (see docs/permissions.md), or compile it with --allow-run=${command}`
     : `--workers needs --allow-run to start its worker processes (at least --allow-run=${command})`;
 }
 

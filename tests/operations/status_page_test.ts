@@ -2,7 +2,7 @@
  * The status page in a real browser: headless Chromium, driven by
  * playwright-core, loads it from a real admin server while test clients
  * hold connections open. With UPCASE_SCREENSHOT=1 the first test also
- * rewrites docs/status.png, the README's picture; otherwise runs leave the
+ * rewrites docs/status.png, the picture in docs/admin.md; otherwise runs leave the
  * tree as it was.
  *
  * @module
