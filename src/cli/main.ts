@@ -22,7 +22,7 @@ import { serve, type UpcaseServer } from "../server/serve.ts";
 import { type Reloader, wireReload, wireSignals } from "./signals.ts";
 import { superviseFromConfig } from "./supervise.ts";
 import { SupervisorLink } from "../supervisor/worker.ts";
-import { isCompiled, takeWorkerId } from "../supervisor/worker_command.ts";
+import { isCompiled, takeWorkerId } from "./worker_command.ts";
 import { describeStartupError } from "./startup_error.ts";
 import { readTlsFiles, type TlsPem } from "../tls/pem.ts";
 import {

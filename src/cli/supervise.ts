@@ -5,7 +5,7 @@ import { serverSettings } from "../server/options.ts";
 import { listen } from "../transport/deno/listen.ts";
 import { describeStartupError } from "./startup_error.ts";
 import { runSupervisor } from "../supervisor/supervisor.ts";
-import { isCompiled } from "../supervisor/worker_command.ts";
+import { isCompiled, workerCommand } from "./worker_command.ts";
 
 function printError(line: string): void {
   printLine(Deno.stderr, `upcase: ${line}`);
@@ -85,7 +85,12 @@ export async function superviseFromConfig(
     workers: config.workers,
     addr: { transport: "tcp", hostname: config.host, port },
     workerArgs: args,
-    readPaths: tls ? [config.tlsCert!, config.tlsKey!] : [],
+    workerCommand: (id, workerArgs) =>
+      workerCommand(id, {
+        args: workerArgs,
+        readPaths: tls ? [config.tlsCert!, config.tlsKey!] : [],
+        listenHost: config.host,
+      }),
     forwardHup: tls,
     ...(config.admin ? { admin: config.admin } : {}),
     settings: serverSettings(serveOptionsFromConfig(config)),

@@ -7,7 +7,6 @@ import { RestartBackoff } from "./backoff.ts";
 import { Heartbeat, type HeartbeatChange } from "./heartbeat.ts";
 import { LimitBroker } from "./limits.ts";
 import { WorkerTotals } from "./totals.ts";
-import { workerCommand } from "./worker_command.ts";
 import { forEachLine, tagWorkerLine } from "./worker_log.ts";
 import {
   encodeSupervisorMessage,
@@ -55,8 +54,15 @@ export interface SupervisorOptions {
   addr: Deno.NetAddr;
   /** The arguments each worker gets, after the supervisor's own. */
   workerArgs: string[];
-  /** Files the workers must read (the TLS pair), for their permissions. */
-  readPaths?: string[];
+  /**
+   * The command line that starts worker `id` with `args`: the command
+   * knows how this program runs (under `deno run` or compiled) and which
+   * permissions a worker needs.
+   */
+  workerCommand: (
+    id: number,
+    args: string[],
+  ) => { command: string; args: string[] };
   /** Pass SIGHUP on, so that every worker reloads its TLS files once. */
   forwardHup?: boolean;
   /** The supervisor's own admin endpoint, with totals; off if absent. */
@@ -169,11 +175,10 @@ class Supervisor {
   }
 
   #start(id: number, restarted = false): void {
-    const { command, args } = workerCommand(id, {
-      args: this.#workerArgs,
-      readPaths: this.#options.readPaths ?? [],
-      listenHost: this.#options.addr.hostname,
-    });
+    const { command, args } = this.#options.workerCommand(
+      id,
+      this.#workerArgs,
+    );
     // In the supervisor's own process group, so that a stop sent to the
     // group (a Ctrl-C, `kill -TERM -PGID`) or a SIGKILL to it reaches them
     // all; a stop each worker gets twice, from outside and through the

@@ -1,5 +1,5 @@
-import { ENV_NAMES } from "../cli/config.ts";
-import { netHost } from "../cli/permissions.ts";
+import { ENV_NAMES } from "./config.ts";
+import { netHost } from "./permissions.ts";
 
 /** The hidden first argument that makes the program run as worker N. */
 export const WORKER_FLAG = "--upcase-worker";
