@@ -5,6 +5,28 @@
  */
 import type { MemoryCell } from "./memory_states.ts";
 
+/** The report's names for upcase's rows, one per transport. */
+export const UPCASE_ROWS = { deno: "upcase", node: "upcase-node" } as const;
+
+/** The factors the issue's targets name, in one place. */
+export const TARGETS = {
+  /** At saturation, the least-served connection against the mean. */
+  leastServedOfMean: 0.5,
+  /** Ping-pong p999 against Go's, at most. */
+  p999OfGo: 2,
+  /** Bulk MB/s against the C peer's, at least. */
+  bulkOfC: 0.95,
+  /** The node transport's idle memory against the deno transport's, at most. */
+  nodeIdleOfDeno: 1.25,
+  /** The node transport's bulk MB/s against the deno transport's, at least. */
+  nodeBulkOfDeno: 0.9,
+  /**
+   * "No worse than deno-raw" allows this much, the run-to-run spread of a
+   * figure on this shared machine.
+   */
+  noWorseSlack: 0.05,
+} as const;
+
 /** One server's figures in one run; a missing figure is `undefined`. */
 export interface ServerFigures {
   /** Short name, e.g. `upcase`, `gevent`. */
@@ -29,6 +51,23 @@ export interface ServerFigures {
   loadCpu: Record<string, number>;
   /** The server's CPU use per scenario (warm-up included), in % of one core. */
   serverCpu: Record<string, number>;
+  /**
+   * Work per second of the server's CPU time (user + system) in the
+   * measured window, per scenario: messages for ping-pong, MB for bulk.
+   */
+  perCpuSecond: Record<string, number>;
+  /** Ping-pong at paced rates up to saturation, the last step unpaced. */
+  sweep?: SweepStep[];
+}
+
+/** One step of the saturation sweep. */
+export interface SweepStep extends PingpongFigures {
+  /** Each connection's pause after a reply, in ms; 0 is saturation. */
+  pauseMs: number;
+  /** The server's CPU use, warm-up included, in % of one core. */
+  serverCpuPercent: number;
+  /** The load generator's CPU use in the window, in % of one core. */
+  loadCpuPercent: number;
 }
 
 /** Ping-pong figures. */
@@ -43,8 +82,12 @@ export interface PingpongFigures {
   p999Us: number;
   /** Messages completed by the least served connection. */
   minConnMsgs: number;
+  /** Messages completed per connection, on average. */
+  meanConnMsgs: number;
   /** (connection, second) pairs in which a connection got no reply. */
   starvedConnWindows: number;
+  /** Messages per second of the server's CPU time, if it used enough to tell. */
+  msgsPerCpuSecond?: number;
 }
 
 /** What the run was and where. */
