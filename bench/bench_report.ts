@@ -798,21 +798,31 @@ function sweepCharts(all: ServerFigures[], top: number): ChartPart {
       : (pauses.indexOf(pause) / (pauses.length - 1)) * plotW;
   const p999s = swept.flatMap((s) => s.sweep!.map((p) => p.p999Us))
     .filter((v) => v > 0);
-  const lo = Math.log10(Math.min(...p999s, 100));
-  const hi = Math.max(Math.log10(Math.max(...p999s, 1000)), lo + 1);
-  const charts: [string, (p: SweepStep) => number, string[]][] = [
+  // Whole decades, from at most 0.1 ms to at least 1 ms.
+  const lo = Math.floor(Math.log10(Math.min(...p999s, 100)));
+  const hi = Math.ceil(Math.log10(Math.max(...p999s, 1000)));
+  const decades = Array.from({ length: hi - lo + 1 }, (_, k) => hi - k);
+  // Each chart maps a step to 0 (top) .. 1 (bottom), with labelled ticks.
+  const charts: [
+    string,
+    (p: SweepStep) => number,
+    { at: number; label: string }[],
+  ][] = [
     [
       "Sweep: least-served / mean (1 = even)",
       (p) =>
         p.meanConnMsgs > 0
           ? 1 - Math.min(1, p.minConnMsgs / p.meanConnMsgs)
           : 1,
-      ["1", "0.5", "0"],
+      [{ at: 0, label: "1" }, { at: 0.5, label: "0.5" }, {
+        at: 1,
+        label: "0",
+      }],
     ],
     [
       "Sweep: p999 (ms, log scale)",
       (p) => p.p999Us > 0 ? (hi - Math.log10(p.p999Us)) / (hi - lo) : 1,
-      [ms(10 ** hi), ms(10 ** ((hi + lo) / 2)), ms(10 ** lo)],
+      decades.map((d) => ({ at: (hi - d) / (hi - lo), label: ms(10 ** d) })),
     ],
   ];
   const parts: string[] = [];
@@ -823,10 +833,10 @@ function sweepCharts(all: ServerFigures[], top: number): ChartPart {
         esc(title)
       }</text>`,
       `<rect x="${x0}" y="${y0}" width="${plotW}" height="${plotH}" fill="none" stroke="#ced4da"/>`,
-      ...ticks.map((t, k) =>
+      ...ticks.map((t) =>
         `<text x="${x0 - 4}" y="${
-          y0 + (k * plotH) / 2 + 4
-        }" text-anchor="end">${t}</text>`
+          (y0 + t.at * plotH + 4).toFixed(1)
+        }" text-anchor="end">${t.label}</text>`
       ),
       ...pauses.map((p) =>
         `<text x="${x0 + x(p)}" y="${y0 + plotH + 14}" text-anchor="middle">${
