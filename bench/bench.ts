@@ -2,7 +2,8 @@
  * The side-by-side benchmark: `deno task bench [--quick] [--only a,b]`.
  *
  * Runs upcase and every peer in `bench/peers/` one after another, each on
- * core 0, against the Go load generator on core 1, and writes
+ * core 0, against the Go load generator on core 1: bulk, ping-pong, idle
+ * memory, and for some a saturation sweep of paced ping-pong; and writes
  * `docs/bench.md` and `docs/bench.svg` (a `--quick` run prints the report
  * and writes nothing).
  *
