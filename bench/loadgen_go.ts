@@ -16,7 +16,7 @@ const SOURCE_DIR = decodeURIComponent(
   new URL("./loadgen_go/", import.meta.url).pathname,
 );
 // The Go program ends itself within its connect timeout (10 s) + warm-up +
-// duration + a 10 s grace; this margin only catches a bug in that promise.
+// duration + a grace (40 s for bulk, 10 s otherwise); this margin only catches a bug in that promise.
 const KILL_MARGIN_S = 30;
 const decoder = new TextDecoder();
 
@@ -275,7 +275,8 @@ export async function runGoLoad<M extends LoadOptions["mode"]>(
   const kill = new AbortController();
   const timer = setTimeout(
     () => kill.abort(),
-    (10 + warmup + duration + 10 + KILL_MARGIN_S) * 1000,
+    (10 + warmup + duration + (options.mode === "bulk" ? 40 : 10) +
+      KILL_MARGIN_S) * 1000,
   );
   try {
     const child = new Deno.Command(cmd!, {

@@ -55,6 +55,10 @@ const (
 	grace = 10 * time.Second
 	// Deadlines leave the last part of the grace for clean-up and output.
 	ioGrace = grace - 2*time.Second
+	// Bulk gets longer: when the window ends, the socket buffers of 100
+	// connections can hold 2 GB (up to 20 MB each on loopback), which a
+	// server echoing 100 MB/s needs 20 s to send back.
+	bulkGrace = 40 * time.Second
 	// Keeps stderr readable when every connection fails the same way.
 	maxLoggedErrors = 10
 )
@@ -556,8 +560,8 @@ func runBulk(cfg config) (any, *errorLog) {
 	begin := time.Now()
 	warmEnd := begin.Add(cfg.warmup)
 	end := warmEnd.Add(cfg.duration)
-	hard := end.Add(ioGrace)
-	startWatchdog(cfg, end.Add(grace-500*time.Millisecond), errs)
+	hard := end.Add(bulkGrace - 2*time.Second)
+	startWatchdog(cfg, end.Add(bulkGrace-500*time.Millisecond), errs)
 
 	var stopping atomic.Bool
 	var wg sync.WaitGroup
