@@ -2,7 +2,8 @@
  * The side-by-side benchmark: `deno task bench [--quick] [--only a,b]`.
  *
  * Runs upcase and every peer in `bench/peers/` one after another, each on
- * core 0, against the Go load generator on core 1, and writes
+ * core 0, against the Go load generator on core 1: bulk, ping-pong, idle
+ * memory, and for some a saturation sweep of paced ping-pong; and writes
  * `docs/bench.md` and `docs/bench.svg` (a `--quick` run prints the report
  * and writes nothing).
  *
@@ -10,15 +11,21 @@
  */
 import { parseArgs } from "@std/cli";
 import {
+  type PingpongFigures,
   renderMarkdown,
   renderSvg,
   type RunInfo,
   type ServerFigures,
+  type SweepStep,
+  UPCASE_ROWS,
 } from "./bench_report.ts";
 import {
   buildLoadgen,
   type HoldMode,
+  type LoadOptions,
+  type LoadResultFor,
   openIdle,
+  type PingpongResult,
   runGoLoad,
 } from "./loadgen_go.ts";
 import { measureMemoryStates } from "./memory_states.ts";
@@ -40,10 +47,14 @@ interface Server {
   env?: Record<string, string>;
   /** Where the bound port is announced. */
   announce: { stream: "stdout" | "stderr"; pattern: RegExp };
+  /** Whether the memory table (by connection state and mode) is measured. */
+  memory?: boolean;
+  /** Why the server cannot run yet, or undefined if it can. */
+  unavailable?: () => string | undefined;
 }
 
 const UPCASE: Server = {
-  name: "upcase",
+  name: UPCASE_ROWS.deno,
   label: "this project, `deno run` with its permission flags",
   tools: [],
   command: (port) => [
@@ -58,7 +69,47 @@ const UPCASE: Server = {
     String(port),
   ],
   announce: { stream: "stderr", pattern: /listening on 127\.0\.0\.1:(\d+)/ },
+  memory: true,
 };
+
+/**
+ * upcase on Deno's `node:net` engine. It runs once `main.ts --help` lists
+ * `--transport`, so the row appears as soon as the flag exists.
+ */
+const UPCASE_NODE: Server = {
+  ...UPCASE,
+  name: UPCASE_ROWS.node,
+  label: "this project with `--transport node` (Deno's `node:net`)",
+  command: (port) => [...UPCASE.command(port), "--transport", "node"],
+  unavailable: () =>
+    upcaseHelp().includes("--transport")
+      ? undefined
+      : "main.ts --help does not list --transport yet",
+};
+
+/** upcase's transports, each a row that the report's targets apply to. */
+const UPCASE_SERVERS: Server[] = [UPCASE, UPCASE_NODE];
+
+/** The servers the saturation sweep runs for. */
+const SWEEP_SERVERS = new Set([
+  ...UPCASE_SERVERS.map((s) => s.name),
+  "go-64k",
+  "node-data",
+  "deno-node-net",
+  "deno-raw",
+  "c-epoll",
+]);
+
+let helpText: string | undefined;
+function upcaseHelp(): string {
+  helpText ??= decoder.decode(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", `${ROOT}main.ts`, "--help"],
+      stderr: "null",
+    }).outputSync().stdout,
+  );
+  return helpText;
+}
 
 function peerServer(peer: Peer): Server {
   return {
@@ -177,8 +228,86 @@ interface Sizes {
   warmup: number;
   /** Connections per state in upcase's memory table. */
   memoryConns: Record<HoldMode, number>;
+  /**
+   * The saturation sweep's paced steps: each connection's pause after a
+   * reply, in ms. The last step, 0 (saturation), is the ping-pong scenario.
+   */
+  sweepPausesMs: number[];
 }
 
+/** One load generator run against a running server, with its CPU use. */
+interface Measured<M extends LoadOptions["mode"]> {
+  result: LoadResultFor<M>;
+  /** The server's CPU use over the whole run, warm-up included, in % of one core. */
+  serverCpuPercent: number;
+  /** The server's CPU seconds within the measured window. */
+  windowCpuSeconds: number;
+}
+
+/** Runs one load, sampling the server's CPU time at the window's edges. */
+async function load<M extends LoadOptions["mode"]>(
+  running: Running,
+  options: LoadOptions & { mode: M; loadgen: string },
+): Promise<Measured<M>> {
+  const edges: Partial<Record<"start" | "end", number>> = {};
+  const cpu = running.cpuSeconds();
+  const started = performance.now();
+  const { loadgen, ...rest } = options;
+  const result = await runGoLoad(loadgen, {
+    ...rest,
+    cpu: LOAD_CPU,
+    onWindow: (edge) => edges[edge] = running.cpuSeconds(),
+  });
+  if (result.errors > 0) {
+    throw new Error(`${result.errors} errors: ${result.firstError}`);
+  }
+  if (edges.start === undefined || edges.end === undefined) {
+    throw new Error("The load generator reported no measurement window");
+  }
+  return {
+    result,
+    serverCpuPercent: serverCpu(running, cpu, started),
+    windowCpuSeconds: edges.end - edges.start,
+  };
+}
+
+/** Work per CPU-second; undefined when the server used too little to tell. */
+function perCpuSecond(work: number, cpuSeconds: number): number | undefined {
+  // /proc counts in ticks of 10 ms: below 10 of them the ratio is noise.
+  return cpuSeconds >= 10 / CLOCK_TICKS ? work / cpuSeconds : undefined;
+}
+
+/** The report's ping-pong figures from one run. */
+function pingpongFigures(m: Measured<"pingpong">): PingpongFigures {
+  const r: PingpongResult = m.result;
+  const perCpu = perCpuSecond(r.msgs, m.windowCpuSeconds);
+  return {
+    msgsPerSec: r.msgsPerSec,
+    p50Us: r.p50Us,
+    p99Us: r.p99Us,
+    p999Us: r.p999Us,
+    minConnMsgs: r.minConnMsgs,
+    meanConnMsgs: r.connected > 0 ? r.msgs / r.connected : 0,
+    starvedConnWindows: r.starvedConnWindows,
+    ...(perCpu === undefined ? {} : { msgsPerCpuSecond: perCpu }),
+  };
+}
+
+/** Runs one scenario on a fresh server process; a failure becomes a note. */
+type ScenarioRunner = (
+  scenario: string,
+  body: (addr: string, running: Running) => Promise<void>,
+) => Promise<void>;
+
+/** What every scenario function gets. */
+interface Scenarios {
+  run: ScenarioRunner;
+  figures: ServerFigures;
+  loadgen: string;
+  sizes: Sizes;
+}
+
+/** Runs every scenario for one server, each on a fresh process. */
 async function measure(
   server: Server,
   loadgen: string,
@@ -191,11 +320,9 @@ async function measure(
     notes: [],
     loadCpu: {},
     serverCpu: {},
+    perCpuSecond: {},
   };
-  const run = async (
-    scenario: string,
-    body: (addr: string, running: Running) => Promise<void>,
-  ) => {
+  const run: ScenarioRunner = async (scenario, body) => {
     // A fresh process for every scenario, so that one cannot tax the next.
     await using running = await Running.start(server, built);
     try {
@@ -205,40 +332,38 @@ async function measure(
     }
     log(`  ${server.name} ${scenario} done`);
   };
-  const timing = { duration: sizes.seconds, warmup: sizes.warmup };
-
+  const ctx: Scenarios = { run, figures, loadgen, sizes };
   await run("idle", async (addr, running) => {
-    const before = running.rssKiB();
-    await using idle = await openIdle(loadgen, {
-      addr,
-      conns: sizes.idleConns,
-      cpu: LOAD_CPU,
-    });
-    if (idle.ready.errors > 0) {
-      throw new Error(`${idle.ready.errors} connections failed to open`);
-    }
-    const during = running.rssKiB();
-    const done = await idle.finish();
-    if (done.errors > 0) {
-      throw new Error(`${done.errors} errors: ${done.firstError}`);
-    }
-    figures.idleKB = (during - before) * 1024 / 1000 / sizes.idleConns;
+    figures.idleKB = await measureIdle(running, { addr, loadgen, sizes });
   });
+  await measureLoads(ctx);
+  if (SWEEP_SERVERS.has(server.name)) figures.sweep = await measureSweep(ctx);
+  if (server.memory) {
+    const memory = await measureMemory(server, loadgen, sizes);
+    figures.memory = memory.cells;
+    figures.notes.push(...memory.notes);
+  }
+  return figures;
+}
+
+/** Bulk at 1 and 100 connections, ping-pong at many and at 1. */
+async function measureLoads({ run, figures, loadgen, sizes }: Scenarios) {
+  const timing = { duration: sizes.seconds, warmup: sizes.warmup, loadgen };
+  const record = <M extends LoadOptions["mode"]>(
+    key: string,
+    m: Measured<M>,
+    work: number,
+  ) => {
+    figures.loadCpu[key] = m.result.cpuPercent;
+    figures.serverCpu[key] = m.serverCpuPercent;
+    const perCpu = perCpuSecond(work, m.windowCpuSeconds);
+    if (perCpu !== undefined) figures.perCpuSecond[key] = perCpu;
+  };
   for (const [key, conns] of [["bulk1", 1], ["bulk100", 100]] as const) {
     await run(key, async (addr, running) => {
-      const cpu = running.cpuSeconds();
-      const started = performance.now();
-      const r = await runGoLoad(loadgen, {
-        addr,
-        mode: "bulk",
-        conns,
-        cpu: LOAD_CPU,
-        ...timing,
-      });
-      if (r.errors > 0) throw new Error(`${r.errors} errors: ${r.firstError}`);
-      figures[key] = r.mbPerSec;
-      figures.loadCpu[key] = r.cpuPercent;
-      figures.serverCpu[key] = serverCpu(running, cpu, started);
+      const m = await load(running, { addr, mode: "bulk", conns, ...timing });
+      figures[key] = m.result.mbPerSec;
+      record(key, m, m.result.bytesInWindow / 1e6);
     });
   }
   for (
@@ -248,27 +373,77 @@ async function measure(
     ] as const
   ) {
     await run(key, async (addr, running) => {
-      const cpu = running.cpuSeconds();
-      const started = performance.now();
-      const r = await runGoLoad(loadgen, {
+      const m = await load(running, {
         addr,
         mode: "pingpong",
         conns,
-        cpu: LOAD_CPU,
         ...timing,
       });
-      if (r.errors > 0) throw new Error(`${r.errors} errors: ${r.firstError}`);
-      figures[key] = r;
-      figures.loadCpu[key] = r.cpuPercent;
-      figures.serverCpu[key] = serverCpu(running, cpu, started);
+      figures[key] = pingpongFigures(m);
+      record(key, m, m.result.msgs);
     });
   }
-  if (server === UPCASE) {
-    const memory = await measureMemory(server, loadgen, sizes);
-    figures.memory = memory.cells;
-    figures.notes.push(...memory.notes);
+}
+
+/**
+ * Ping-pong at each paced step, then saturation: the ping-pong scenario
+ * measured before, which has the same connections and sizes.
+ */
+async function measureSweep(
+  { run, figures, loadgen, sizes }: Scenarios,
+): Promise<SweepStep[]> {
+  const steps: SweepStep[] = [];
+  for (const pauseMs of sizes.sweepPausesMs) {
+    await run(`sweep ${pauseMs} ms`, async (addr, running) => {
+      const m = await load(running, {
+        addr,
+        loadgen,
+        mode: "pingpong",
+        conns: sizes.pingpongConns,
+        pause: pauseMs / 1000,
+        duration: sizes.seconds,
+        warmup: sizes.warmup,
+      });
+      steps.push({
+        ...pingpongFigures(m),
+        pauseMs,
+        serverCpuPercent: m.serverCpuPercent,
+        loadCpuPercent: m.result.cpuPercent,
+      });
+    });
   }
-  return figures;
+  if (figures.pingpong) {
+    steps.push({
+      ...figures.pingpong,
+      pauseMs: 0,
+      serverCpuPercent: figures.serverCpu["pingpong"] ?? 0,
+      loadCpuPercent: figures.loadCpu["pingpong"] ?? 0,
+    });
+  }
+  return steps;
+}
+
+/** Resident memory per idle connection, in KB (1000 bytes). */
+async function measureIdle(
+  running: Running,
+  options: { addr: string; loadgen: string; sizes: Sizes },
+): Promise<number> {
+  const conns = options.sizes.idleConns;
+  const before = running.rssKiB();
+  await using idle = await openIdle(options.loadgen, {
+    addr: options.addr,
+    conns,
+    cpu: LOAD_CPU,
+  });
+  if (idle.ready.errors > 0) {
+    throw new Error(`${idle.ready.errors} connections failed to open`);
+  }
+  const during = running.rssKiB();
+  const done = await idle.finish();
+  if (done.errors > 0) {
+    throw new Error(`${done.errors} errors: ${done.firstError}`);
+  }
+  return (during - before) * 1024 / 1000 / conns;
 }
 
 /** The memory table, each cell on a fresh server with the mode's arguments. */
@@ -347,6 +522,7 @@ async function main(): Promise<void> {
         "mid-stream": 200,
         "no-read": 20,
       },
+      sweepPausesMs: [5],
     }
     : {
       idleConns: 10_000,
@@ -359,6 +535,9 @@ async function main(): Promise<void> {
         "mid-stream": 10_000,
         "no-read": 200,
       },
+      // 1,000 connections offer at most 50k, 100k, 200k and 500k msg/s:
+      // below, about at, and above one core's saturation here.
+      sweepPausesMs: [20, 10, 5, 2],
     };
   if (!hasTool("taskset") || !hasTool("go")) {
     throw new Error(
@@ -371,8 +550,14 @@ async function main(): Promise<void> {
     log("building the load generator");
     const loadgen = await buildLoadgen(dir);
     const all: ServerFigures[] = [];
-    for (const server of [UPCASE, ...PEERS.map(peerServer)]) {
+    for (const server of [...UPCASE_SERVERS, ...PEERS.map(peerServer)]) {
       if (only && !only.includes(server.name)) continue;
+      const unavailable = server.unavailable?.();
+      if (unavailable !== undefined) {
+        // Not a skip: the row waits for a feature, not for a tool.
+        log(`not measuring ${server.name}: ${unavailable}`);
+        continue;
+      }
       const missing = server.tools.filter((t) => !hasTool(t));
       if (missing.length > 0) {
         log(`skipping ${server.name}: ${missing.join(", ")} not installed`);
@@ -382,6 +567,7 @@ async function main(): Promise<void> {
           notes: [`skipped: ${missing.join(", ")} not installed`],
           loadCpu: {},
           serverCpu: {},
+          perCpuSecond: {},
         });
         continue;
       }
@@ -394,7 +580,13 @@ async function main(): Promise<void> {
           cwd: server.build.cwd,
           env: { GOPROXY: "off", GOTOOLCHAIN: "local" },
         }).output();
-        if (!out.success) throw new Error(decoder.decode(out.stderr));
+        if (!out.success) {
+          throw new Error(
+            `Cannot build ${server.name}: "${cmd}" exited with ${out.code}:\n${
+              decoder.decode(out.stderr)
+            }`,
+          );
+        }
       }
       log(`measuring ${server.name}`);
       all.push(await measure(server, loadgen, sizes, built));

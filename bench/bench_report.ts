@@ -5,6 +5,28 @@
  */
 import type { MemoryCell } from "./memory_states.ts";
 
+/** The report's names for upcase's rows, one per transport. */
+export const UPCASE_ROWS = { deno: "upcase", node: "upcase-node" } as const;
+
+/** The factors the issue's targets name, in one place. */
+export const TARGETS = {
+  /** At saturation, the least-served connection against the mean. */
+  leastServedOfMean: 0.5,
+  /** Ping-pong p999 against Go's, at most. */
+  p999OfGo: 2,
+  /** Bulk MB/s against the C peer's, at least. */
+  bulkOfC: 0.95,
+  /** The node transport's idle memory against the deno transport's, at most. */
+  nodeIdleOfDeno: 1.25,
+  /** The node transport's bulk MB/s against the deno transport's, at least. */
+  nodeBulkOfDeno: 0.9,
+  /**
+   * "No worse than deno-raw" allows this much, the run-to-run spread of a
+   * figure on this shared machine.
+   */
+  noWorseSlack: 0.05,
+} as const;
+
 /** One server's figures in one run; a missing figure is `undefined`. */
 export interface ServerFigures {
   /** Short name, e.g. `upcase`, `gevent`. */
@@ -29,6 +51,23 @@ export interface ServerFigures {
   loadCpu: Record<string, number>;
   /** The server's CPU use per scenario (warm-up included), in % of one core. */
   serverCpu: Record<string, number>;
+  /**
+   * Work per second of the server's CPU time (user + system) in the
+   * measured window, per scenario: messages for ping-pong, MB for bulk.
+   */
+  perCpuSecond: Record<string, number>;
+  /** Ping-pong at paced rates up to saturation, the last step unpaced. */
+  sweep?: SweepStep[];
+}
+
+/** One step of the saturation sweep. */
+export interface SweepStep extends PingpongFigures {
+  /** Each connection's pause after a reply, in ms; 0 is saturation. */
+  pauseMs: number;
+  /** The server's CPU use, warm-up included, in % of one core. */
+  serverCpuPercent: number;
+  /** The load generator's CPU use in the window, in % of one core. */
+  loadCpuPercent: number;
 }
 
 /** Ping-pong figures. */
@@ -43,8 +82,12 @@ export interface PingpongFigures {
   p999Us: number;
   /** Messages completed by the least served connection. */
   minConnMsgs: number;
+  /** Messages completed per connection, on average. */
+  meanConnMsgs: number;
   /** (connection, second) pairs in which a connection got no reply. */
   starvedConnWindows: number;
+  /** Messages per second of the server's CPU time, if it used enough to tell. */
+  msgsPerCpuSecond?: number;
 }
 
 /** What the run was and where. */
@@ -68,20 +111,29 @@ const fmt = (v: number | undefined, digits = 0) =>
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   });
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || b === 0
+    ? "–"
+    : `${(a / b).toFixed(2)}x`;
 const ms = (us: number | undefined) =>
   us === undefined
     ? "–"
     : (us / 1000).toFixed(us < 1000 ? 3 : us < 10_000 ? 2 : 1);
 
+/** One line of the report's targets; `met` is undefined when it cannot tell. */
+export interface Target {
+  /** What was checked, with the figures. */
+  text: string;
+  /** Whether the target was met. */
+  met: boolean | undefined;
+}
+
 /** Target checks: each is a line of the report. */
-export function targets(
-  all: ServerFigures[],
-  info: RunInfo,
-): { text: string; met: boolean | undefined }[] {
+export function targets(all: ServerFigures[], info: RunInfo): Target[] {
   const us = all.find((s) => s.name === "upcase");
   const peers = all.filter((s) => s.name !== "upcase");
   const byName = (n: string) => peers.find((s) => s.name === n);
-  const out: { text: string; met: boolean | undefined }[] = [];
+  const out: Target[] = [];
   const idle = us?.idleKB;
   out.push({
     text: `Idle memory at most 6 KB per connection at ${
@@ -146,6 +198,10 @@ export function targets(
       met: p1 <= bestP1,
     });
   }
+  out.push(...transportTargets(all, info));
+  out.push(...nodeTargets(all));
+  const raw = noWorseThanRaw(all);
+  if (raw) out.push(raw);
   const mixed = info.kernels["unicode mode, mixed text"];
   for (const [name, gbps] of Object.entries(info.kernels)) {
     if (/hostile/.test(name) && mixed !== undefined) {
@@ -168,6 +224,158 @@ export function targets(
     });
   }
   return out;
+}
+
+/** The issue's targets for each of upcase's transports in the run. */
+function transportTargets(all: ServerFigures[], info: RunInfo): Target[] {
+  const get = (n: string) => all.find((s) => s.name === n);
+  const go = get("go-64k")?.pingpong;
+  const c = get("c-epoll");
+  const out: Target[] = [];
+  for (const name of Object.values(UPCASE_ROWS)) {
+    const us = get(name);
+    const pp = us?.pingpong;
+    if (pp) {
+      out.push({
+        text: `${name} at saturation (ping-pong, ${
+          fmt(info.sizes.pingpongConns)
+        } connections): least-served connection ${
+          fmt(pp.minConnMsgs)
+        } messages, ${ratio(pp.minConnMsgs, pp.meanConnMsgs)} the mean of ${
+          fmt(pp.meanConnMsgs)
+        } (target ${TARGETS.leastServedOfMean}x)`,
+        met: pp.minConnMsgs >= TARGETS.leastServedOfMean * pp.meanConnMsgs,
+      });
+    }
+    if (pp && go) {
+      out.push({
+        text: `${name} ping-pong p999 ${ms(pp.p999Us)} ms, ${
+          ratio(pp.p999Us, go.p999Us)
+        } Go's ${ms(go.p999Us)} ms (target at most ${TARGETS.p999OfGo}x)`,
+        met: pp.p999Us <= TARGETS.p999OfGo * go.p999Us,
+      });
+    }
+    for (const key of ["bulk1", "bulk100"] as const) {
+      const [a, b] = [us?.[key], c?.[key]];
+      if (a === undefined || b === undefined) continue;
+      out.push({
+        text: `${name} bulk 64 KiB, ${bulkConns(key)}: ${
+          ratio(a, b)
+        } the C peer's MB/s (target ${TARGETS.bulkOfC}x)`,
+        met: a >= TARGETS.bulkOfC * b,
+      });
+    }
+  }
+  return out;
+}
+
+/** The node transport against the deno transport, once both are in the run. */
+function nodeTargets(all: ServerFigures[]): Target[] {
+  const deno = all.find((s) => s.name === UPCASE_ROWS.deno);
+  const node = all.find((s) => s.name === UPCASE_ROWS.node);
+  const out: Target[] = [];
+  if (node?.idleKB !== undefined && deno?.idleKB !== undefined) {
+    out.push({
+      text: `${node.name} idle memory ${fmt(node.idleKB, 1)} KB/conn, ${
+        ratio(node.idleKB, deno.idleKB)
+      } the deno transport's ${
+        fmt(deno.idleKB, 1)
+      } KB (target at most ${TARGETS.nodeIdleOfDeno}x)`,
+      met: node.idleKB <= TARGETS.nodeIdleOfDeno * deno.idleKB,
+    });
+  }
+  for (const key of ["bulk1", "bulk100"] as const) {
+    const [a, b] = [node?.[key], deno?.[key]];
+    if (a === undefined || b === undefined) continue;
+    out.push({
+      text: `${UPCASE_ROWS.node} bulk 64 KiB, ${bulkConns(key)}: ${
+        ratio(a, b)
+      } the deno transport's MB/s (target ${TARGETS.nodeBulkOfDeno}x)`,
+      met: a >= TARGETS.nodeBulkOfDeno * b,
+    });
+  }
+  return out;
+}
+
+/** A column of the figures, and which way is better. */
+interface Column {
+  name: string;
+  value: (s: ServerFigures) => number | undefined;
+  higherIsBetter: boolean;
+}
+
+/** The columns that the deno transport is held against deno-raw in. */
+const COLUMNS: Column[] = [
+  { name: "bulk 1 conn", value: (s) => s.bulk1, higherIsBetter: true },
+  { name: "bulk 100 conns", value: (s) => s.bulk100, higherIsBetter: true },
+  {
+    name: "ping-pong msg/s",
+    value: (s) => s.pingpong?.msgsPerSec,
+    higherIsBetter: true,
+  },
+  { name: "p50 µs", value: (s) => s.pingpong?.p50Us, higherIsBetter: false },
+  { name: "p99 µs", value: (s) => s.pingpong?.p99Us, higherIsBetter: false },
+  { name: "p999 µs", value: (s) => s.pingpong?.p999Us, higherIsBetter: false },
+  {
+    name: "least-served",
+    value: (s) => s.pingpong?.minConnMsgs,
+    higherIsBetter: true,
+  },
+  {
+    name: "starved conn-seconds",
+    value: (s) => s.pingpong?.starvedConnWindows,
+    higherIsBetter: false,
+  },
+  {
+    name: "ping-pong 1 conn p50 µs",
+    value: (s) => s.pingpong1?.p50Us,
+    higherIsBetter: false,
+  },
+  { name: "idle KB/conn", value: (s) => s.idleKB, higherIsBetter: false },
+  {
+    name: "ping-pong msg per CPU-s",
+    value: (s) => s.perCpuSecond["pingpong"],
+    higherIsBetter: true,
+  },
+  {
+    name: "bulk 100 MB per CPU-s",
+    value: (s) => s.perCpuSecond["bulk100"],
+    higherIsBetter: true,
+  },
+];
+
+/** The deno transport against the bare Deno loop, column by column. */
+function noWorseThanRaw(all: ServerFigures[]): Target | undefined {
+  const us = all.find((s) => s.name === UPCASE_ROWS.deno);
+  const raw = all.find((s) => s.name === "deno-raw");
+  if (!us || !raw) return undefined;
+  const slack = TARGETS.noWorseSlack;
+  const compared: string[] = [];
+  const worse: string[] = [];
+  for (const col of COLUMNS) {
+    const [a, b] = [col.value(us), col.value(raw)];
+    if (a === undefined || b === undefined) continue;
+    compared.push(col.name);
+    const bad = col.higherIsBetter ? a < b * (1 - slack) : a > b * (1 + slack);
+    const digits = Math.min(a, b) < 100 ? 1 : 0;
+    if (bad) {
+      worse.push(`${col.name} ${fmt(a, digits)} against ${fmt(b, digits)}`);
+    }
+  }
+  if (compared.length === 0) return undefined;
+  return {
+    text: `${UPCASE_ROWS.deno} (deno transport) no worse than the bare Deno ` +
+      `loop (deno-raw) in any of ${compared.length} columns, within ${
+        slack * 100
+      }%: ${
+        worse.length === 0 ? "worse in none" : `worse in ${worse.join("; ")}`
+      }`,
+    met: worse.length === 0,
+  };
+}
+
+function bulkConns(key: "bulk1" | "bulk100"): string {
+  return key === "bulk1" ? "1 connection" : "100 connections";
 }
 
 /** Idle after bulk against fresh idle, per mode, from the memory table. */
@@ -308,12 +516,8 @@ function findings(all: ServerFigures[]): string[] {
  */
 export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
   const us = all.find((s) => s.name === "upcase");
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a === undefined || b === undefined || b === 0
-      ? "–"
-      : `${(a / b).toFixed(2)}x`;
   const lines: string[] = [];
-  lines.push("# Benchmark: upcase against gevent, Node and Go", "");
+  lines.push("# Benchmark: upcase against gevent, Node, Go and C", "");
   lines.push(
     info.quick
       ? "A `--quick` smoke run: short and small, not for comparison."
@@ -350,23 +554,26 @@ export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
   lines.push("", "## Figures", "");
   const n = info.sizes.pingpongConns;
   lines.push(
-    `| server | bulk 1 conn MB/s | bulk 100 conns MB/s | ping-pong ${n} conns msg/s | p50 / p99 / p999 ms | least-served conn msgs | starved conn-seconds | ping-pong 1 conn p50 ms | idle KB/conn |`,
-    "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    `| server | bulk 1 conn MB/s | bulk 100 conns MB/s | ping-pong ${n} conns msg/s | msg per server CPU-s | p50 / p99 / p999 ms | least-served / mean conn msgs | starved conn-seconds | ping-pong 1 conn p50 ms | idle KB/conn |`,
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
   );
   for (const s of all) {
     const pp = s.pingpong;
     lines.push(
       `| ${s.name === "upcase" ? "**upcase**" : s.name}: ${s.label} | ${
         fmt(s.bulk1)
-      } | ${fmt(s.bulk100)} | ${fmt(pp?.msgsPerSec)} | ${ms(pp?.p50Us)} / ${
-        ms(pp?.p99Us)
-      } / ${ms(pp?.p999Us)} | ${fmt(pp?.minConnMsgs)} | ${
-        fmt(pp?.starvedConnWindows)
-      } | ${ms(s.pingpong1?.p50Us)} | ${fmt(s.idleKB, 1)} |`,
+      } | ${fmt(s.bulk100)} | ${fmt(pp?.msgsPerSec)} | ${
+        fmt(pp?.msgsPerCpuSecond)
+      } | ${ms(pp?.p50Us)} / ${ms(pp?.p99Us)} / ${ms(pp?.p999Us)} | ${
+        fmt(pp?.minConnMsgs)
+      } / ${fmt(pp?.meanConnMsgs)} | ${fmt(pp?.starvedConnWindows)} | ${
+        ms(s.pingpong1?.p50Us)
+      } | ${fmt(s.idleKB, 1)} |`,
     );
   }
-  if (us?.memory && us.memory.length > 0) {
-    lines.push("", "## Memory by connection state (upcase)", "");
+  lines.push(...sweepSection(all, info));
+  for (const s of all.filter((s) => s.memory && s.memory.length > 0)) {
+    lines.push("", `## Memory by connection state (${s.name})`, "");
     lines.push(
       "Resident memory (VmRSS, as `ps` shows it) of a fresh server process " +
         "per cell, once every connection is in the state, minus the RSS " +
@@ -377,15 +584,15 @@ export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
         "in RSS: a stuck client also holds about 5 MB of them, which is why " +
         "that row has fewer connections.",
       "",
-      ...memoryTable(us.memory),
+      ...memoryTable(s.memory!),
     );
   }
   lines.push("", "## upcase against each peer", "");
   lines.push(
     "Ratios above 1 favour upcase (for memory and latency, the peer's figure over upcase's).",
     "",
-    "| peer | bulk 1 | bulk 100 | ping-pong msg/s | ping-pong p99 | ping-pong 1 p50 | idle memory |",
-    "|---|--:|--:|--:|--:|--:|--:|",
+    "| peer | bulk 1 | bulk 100 | ping-pong msg/s | ping-pong msg per CPU-s | ping-pong p99 | ping-pong 1 p50 | idle memory |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|",
   );
   for (const s of all) {
     if (s === us) continue;
@@ -393,10 +600,10 @@ export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
       `| ${s.name} | ${ratio(us?.bulk1, s.bulk1)} | ${
         ratio(us?.bulk100, s.bulk100)
       } | ${ratio(us?.pingpong?.msgsPerSec, s.pingpong?.msgsPerSec)} | ${
-        ratio(s.pingpong?.p99Us, us?.pingpong?.p99Us)
-      } | ${ratio(s.pingpong1?.p50Us, us?.pingpong1?.p50Us)} | ${
-        ratio(s.idleKB, us?.idleKB)
-      } |`,
+        ratio(us?.pingpong?.msgsPerCpuSecond, s.pingpong?.msgsPerCpuSecond)
+      } | ${ratio(s.pingpong?.p99Us, us?.pingpong?.p99Us)} | ${
+        ratio(s.pingpong1?.p50Us, us?.pingpong1?.p50Us)
+      } | ${ratio(s.idleKB, us?.idleKB)} |`,
     );
   }
   lines.push("", "## Uppercase kernels (`Deno.bench`, 64 KiB)", "");
@@ -422,67 +629,133 @@ export function renderMarkdown(all: ServerFigures[], info: RunInfo): string {
       } |`,
     );
   }
+  lines.push("", ...perCpuTable(all));
   const notes = all.flatMap((s) => s.notes.map((n) => `- ${s.name}: ${n}`));
   if (notes.length > 0) lines.push("", "## Notes", "", ...notes);
   return lines.join("\n") + "\n";
 }
 
+/** The saturation sweep: one row per server and step. */
+function sweepSection(all: ServerFigures[], info: RunInfo): string[] {
+  const swept = all.filter((s) => s.sweep && s.sweep.length > 0);
+  if (swept.length === 0) return [];
+  const n = info.sizes.pingpongConns;
+  const lines = [
+    "",
+    `## Saturation sweep (ping-pong, ${fmt(n)} connections, 64 bytes)`,
+    "",
+    "Each connection waits the pause after every reply before its next " +
+    "message, so the offered load is at most connections / pause; a pause " +
+    "of 0 is saturation (the ping-pong scenario above). Below saturation " +
+    "every server should reach the offered rate with low latency; at it, " +
+    "how evenly it serves its connections shows in least-served against " +
+    "the mean. Msg per server CPU-s is messages in the window over the " +
+    "server's CPU time (user + system) in the same window: with the load " +
+    "generator capping absolute rates on 2 cores, this is the fair " +
+    "comparison.",
+    "",
+    "| server | pause ms | offered at most msg/s | msg/s | p50 / p99 / p999 ms | least-served / mean msgs | msg per server CPU-s | server / load CPU % |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|",
+  ];
+  for (const s of swept) {
+    for (const step of s.sweep!) {
+      const offered = step.pauseMs > 0 ? n / (step.pauseMs / 1000) : undefined;
+      lines.push(
+        `| ${s.name} | ${step.pauseMs || "0 (saturation)"} | ${
+          offered === undefined ? "–" : fmt(offered)
+        } | ${fmt(step.msgsPerSec)} | ${ms(step.p50Us)} / ${ms(step.p99Us)} / ${
+          ms(step.p999Us)
+        } | ${fmt(step.minConnMsgs)} / ${fmt(step.meanConnMsgs)} | ${
+          fmt(step.msgsPerCpuSecond)
+        } | ${fmt(step.serverCpuPercent)} / ${fmt(step.loadCpuPercent)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** Work per second of server CPU time, per scenario. */
+function perCpuTable(all: ServerFigures[]): string[] {
+  return [
+    "Work per second of the server's CPU time (user + system, from " +
+    "/proc) in the measured window: on 2 cores the load generator caps " +
+    "absolute rates, so this is the fair comparison.",
+    "",
+    "| server | bulk 1 conn MB per CPU-s | bulk 100 conns MB per CPU-s | ping-pong msg per CPU-s | ping-pong 1 conn msg per CPU-s |",
+    "|---|--:|--:|--:|--:|",
+    ...all.map((s) =>
+      `| ${s.name} | ${
+        ["bulk1", "bulk100", "pingpong", "pingpong1"].map((k) =>
+          fmt(s.perCpuSecond[k])
+        ).join(" | ")
+      } |`
+    ),
+  ];
+}
+
 /**
- * Renders the chart: one panel per column, one bar per server.
+ * Renders the chart: one panel per column, one bar per server, then the
+ * saturation sweep as two line charts.
  *
  * @param all Every server's figures, upcase first.
  * @returns the text of `docs/bench.svg`.
  */
 export function renderSvg(all: ServerFigures[]): string {
-  const panels: {
-    title: string;
-    value: (s: ServerFigures) => number | undefined;
-    unit: string;
-  }[] = [
-    {
-      title: "Bulk, 1 conn (MB/s, higher is better)",
-      value: (s) => s.bulk1,
-      unit: "",
-    },
-    { title: "Bulk, 100 conns (MB/s)", value: (s) => s.bulk100, unit: "" },
-    {
-      title: "Ping-pong, many conns (msg/s)",
-      value: (s) => s.pingpong?.msgsPerSec,
-      unit: "",
-    },
-    {
-      title: "Idle memory (KB/conn, lower is better)",
-      value: (s) => s.idleKB,
-      unit: "",
-    },
-  ];
-  const barH = 14,
-    gap = 4,
-    labelW = 120,
-    barW = 220,
-    panelW = labelW + barW +
-      60;
-  const panelH = 24 + all.length * (barH + gap);
-  const width = panelW * 2, height = panelH * 2 + 10;
-  const esc = (t: string) =>
-    t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  const parts: string[] = [
+  const bars = barPanels(all);
+  const sweep = sweepCharts(all, bars.height);
+  const width = bars.width;
+  const height = bars.height + sweep.height;
+  return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
+    ...bars.parts,
+    ...sweep.parts,
+    "</svg>",
+  ].join("\n") + "\n";
+}
+
+/** A part of the chart: its SVG elements and its size. */
+interface ChartPart {
+  parts: string[];
+  width: number;
+  height: number;
+}
+
+const esc = (t: string) =>
+  t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Panel width in the chart, two to a row. */
+const PANEL_W = 400;
+
+/** One bar panel per column, two to a row. */
+function barPanels(all: ServerFigures[]): ChartPart {
+  const panels: [string, (s: ServerFigures) => number | undefined][] = [
+    ["Bulk, 1 conn (MB/s, higher is better)", (s) => s.bulk1],
+    ["Bulk, 100 conns (MB/s)", (s) => s.bulk100],
+    ["Ping-pong, many conns (msg/s)", (s) => s.pingpong?.msgsPerSec],
+    ["Ping-pong, msg per server CPU-second", (s) => s.perCpuSecond["pingpong"]],
+    [
+      "Bulk, 100 conns, MB per server CPU-second",
+      (s) => s.perCpuSecond["bulk100"],
+    ],
+    ["Idle memory (KB/conn, lower is better)", (s) => s.idleKB],
   ];
-  panels.forEach((p, i) => {
-    const x0 = (i % 2) * panelW, y0 = Math.floor(i / 2) * panelH;
-    const max = Math.max(...all.map((s) => p.value(s) ?? 0), 1);
+  const barH = 14, gap = 4, labelW = 120, barW = 220;
+  const panelH = 24 + all.length * (barH + gap);
+  const parts: string[] = [];
+  panels.forEach(([title, value], i) => {
+    const x0 = (i % 2) * PANEL_W, y0 = Math.floor(i / 2) * panelH;
+    const max = Math.max(...all.map((s) => value(s) ?? 0), 1);
     parts.push(
       `<text x="${x0 + 4}" y="${y0 + 14}" font-weight="bold">${
-        esc(p.title)
+        esc(title)
       }</text>`,
     );
     all.forEach((s, j) => {
       const y = y0 + 22 + j * (barH + gap);
-      const v = p.value(s);
+      const v = value(s);
       const w = v === undefined ? 0 : Math.max(1, (v / max) * barW);
-      const color = s.name === "upcase" ? "#d9480f" : "#868e96";
+      const color = UPCASE_COLORS[s.name] ?? "#868e96";
       parts.push(
         `<text x="${x0 + labelW - 4}" y="${y + barH - 3}" text-anchor="end">${
           esc(s.name)
@@ -496,6 +769,106 @@ export function renderSvg(all: ServerFigures[]): string {
       );
     });
   });
-  parts.push("</svg>");
-  return parts.join("\n") + "\n";
+  const rows = Math.ceil(panels.length / 2);
+  return { parts, width: PANEL_W * 2, height: rows * panelH + 10 };
+}
+
+const LINE_COLORS = ["#1971c2", "#2f9e44", "#7048e8", "#0c8599", "#495057"];
+const UPCASE_COLORS: Record<string, string> = {
+  [UPCASE_ROWS.deno]: "#d9480f",
+  [UPCASE_ROWS.node]: "#f59f00",
+};
+
+/**
+ * The sweep as two line charts, one line per server over the steps:
+ * least-served over the mean (1 is perfectly even), and p999 on a log
+ * scale.
+ */
+function sweepCharts(all: ServerFigures[], top: number): ChartPart {
+  const swept = all.filter((s) => s.sweep && s.sweep.length > 0);
+  if (swept.length === 0) return { parts: [], width: 0, height: 0 };
+  const pauses = [
+    ...new Set(swept.flatMap((s) => s.sweep!.map((p) => p.pauseMs))),
+  ]
+    .sort((a, b) => (b || -1) - (a || -1));
+  const plotW = PANEL_W - 90, plotH = 150;
+  const x = (pause: number) =>
+    pauses.length < 2
+      ? plotW / 2
+      : (pauses.indexOf(pause) / (pauses.length - 1)) * plotW;
+  const p999s = swept.flatMap((s) => s.sweep!.map((p) => p.p999Us))
+    .filter((v) => v > 0);
+  // Whole decades, from at most 0.1 ms to at least 1 ms.
+  const lo = Math.floor(Math.log10(Math.min(...p999s, 100)));
+  const hi = Math.ceil(Math.log10(Math.max(...p999s, 1000)));
+  const decades = Array.from({ length: hi - lo + 1 }, (_, k) => hi - k);
+  // Each chart maps a step to 0 (top) .. 1 (bottom), with labelled ticks.
+  const charts: [
+    string,
+    (p: SweepStep) => number,
+    { at: number; label: string }[],
+  ][] = [
+    [
+      "Sweep: least-served / mean (1 = even)",
+      (p) =>
+        p.meanConnMsgs > 0
+          ? 1 - Math.min(1, p.minConnMsgs / p.meanConnMsgs)
+          : 1,
+      [{ at: 0, label: "1" }, { at: 0.5, label: "0.5" }, {
+        at: 1,
+        label: "0",
+      }],
+    ],
+    [
+      "Sweep: p999 (ms, log scale)",
+      (p) => p.p999Us > 0 ? (hi - Math.log10(p.p999Us)) / (hi - lo) : 1,
+      decades.map((d) => ({ at: (hi - d) / (hi - lo), label: ms(10 ** d) })),
+    ],
+  ];
+  const parts: string[] = [];
+  charts.forEach(([title, y, ticks], i) => {
+    const x0 = i * PANEL_W + 50, y0 = top + 24;
+    parts.push(
+      `<text x="${i * PANEL_W + 4}" y="${top + 14}" font-weight="bold">${
+        esc(title)
+      }</text>`,
+      `<rect x="${x0}" y="${y0}" width="${plotW}" height="${plotH}" fill="none" stroke="#ced4da"/>`,
+      ...ticks.map((t) =>
+        `<text x="${x0 - 4}" y="${
+          (y0 + t.at * plotH + 4).toFixed(1)
+        }" text-anchor="end">${t.label}</text>`
+      ),
+      ...pauses.map((p) =>
+        `<text x="${x0 + x(p)}" y="${y0 + plotH + 14}" text-anchor="middle">${
+          p === 0 ? "sat." : `${p} ms`
+        }</text>`
+      ),
+    );
+    swept.forEach((s, j) => {
+      const color = UPCASE_COLORS[s.name] ??
+        LINE_COLORS[j % LINE_COLORS.length]!;
+      const points = s.sweep!.map((p) =>
+        `${(x0 + x(p.pauseMs)).toFixed(1)},${(y0 + y(p) * plotH).toFixed(1)}`
+      );
+      parts.push(
+        `<polyline points="${
+          points.join(" ")
+        }" fill="none" stroke="${color}" stroke-width="2"/>`,
+      );
+      if (i === 0) {
+        const ly = top + 24 + plotH + 28 + j * 14;
+        parts.push(
+          `<rect x="${x0}" y="${
+            ly - 9
+          }" width="12" height="10" fill="${color}"/>`,
+          `<text x="${x0 + 16}" y="${ly}">${esc(s.name)}</text>`,
+        );
+      }
+    });
+  });
+  return {
+    parts,
+    width: PANEL_W * 2,
+    height: 24 + plotH + 28 + swept.length * 14 + 10,
+  };
 }

@@ -16,7 +16,7 @@ const SOURCE_DIR = decodeURIComponent(
   new URL("./loadgen_go/", import.meta.url).pathname,
 );
 // The Go program ends itself within its connect timeout (10 s) + warm-up +
-// duration + a 10 s grace; this margin only catches a bug in that promise.
+// duration + a grace (40 s for bulk, 10 s otherwise); this margin only catches a bug in that promise.
 const KILL_MARGIN_S = 30;
 const decoder = new TextDecoder();
 
@@ -50,6 +50,18 @@ export interface LoadOptions {
   sources?: string[];
   /** The core to pin the load generator to with `taskset`; unpinned if absent. */
   cpu?: number;
+  /**
+   * Ping-pong: seconds each connection waits after a reply before its next
+   * message; 0 sends at once, which saturates the server.
+   *
+   * @default {0}
+   */
+  pause?: number;
+  /**
+   * Called as the measurement window opens and closes, within a few
+   * milliseconds, e.g. to sample the server's CPU time over the window.
+   */
+  onWindow?: (edge: "start" | "end") => void;
 }
 
 /** Fields that every mode of the load generator reports. */
@@ -126,6 +138,8 @@ export interface PingpongResult extends CommonResult {
   minConnWindowMsgs: number;
   /** (connection, window) pairs in which a connection completed nothing. */
   starvedConnWindows: number;
+  /** The pause after each reply, in ms: 0 unless the run was paced. */
+  pauseMs: number;
 }
 
 /** What {@linkcode runGoLoad} returns. */
@@ -255,27 +269,50 @@ export async function runGoLoad<M extends LoadOptions["mode"]>(
     String(warmup),
   ];
   if (options.size !== undefined) args.push("-size", String(options.size));
+  if (options.pause) args.push("-pause", String(options.pause));
+  if (options.onWindow) args.push("-marks");
   const [cmd, ...cmdArgs] = command(binary, args, options.cpu);
   const kill = new AbortController();
   const timer = setTimeout(
     () => kill.abort(),
-    (10 + warmup + duration + 10 + KILL_MARGIN_S) * 1000,
+    (10 + warmup + duration + (options.mode === "bulk" ? 40 : 10) +
+      KILL_MARGIN_S) * 1000,
   );
   try {
-    const output = await new Deno.Command(cmd!, {
+    const child = new Deno.Command(cmd!, {
       args: cmdArgs,
       stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
       signal: kill.signal,
-    }).output();
-    const result = parseResult(
-      decoder.decode(output.stdout),
-      decoder.decode(output.stderr),
-      options.mode,
-    );
-    return { ...result, exitCode: output.code } as LoadResultFor<M>;
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const stdout = await readLines(child.stdout, (line) => {
+      const edge = parseJson(line)?.["window"];
+      if (edge === "start" || edge === "end") options.onWindow?.(edge);
+    });
+    const status = await child.status;
+    const result = parseResult(stdout, await stderr, options.mode);
+    return { ...result, exitCode: status.code } as LoadResultFor<M>;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Reads a stream to its end, handing each line to `onLine` as it comes. */
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<string> {
+  let text = "";
+  let seen = 0;
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    text += chunk;
+    for (let nl; (nl = text.indexOf("\n", seen)) >= 0; seen = nl + 1) {
+      onLine(text.slice(seen, nl));
+    }
+  }
+  return text;
 }
 
 /** Options for {@linkcode openIdle}. */

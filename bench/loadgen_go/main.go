@@ -10,7 +10,8 @@
 // Modes:
 //
 //	bulk      each connection streams data one way and reads the reply back
-//	pingpong  each connection sends one message and waits for its reply
+//	pingpong  each connection sends one message and waits for its reply;
+//	          with -pause, each waits that long before its next message
 //	idle      open connections, prove each works, wait for stdin EOF, prove again
 //
 // and the other hold modes in hold.go, which bring connections into a state
@@ -54,6 +55,10 @@ const (
 	grace = 10 * time.Second
 	// Deadlines leave the last part of the grace for clean-up and output.
 	ioGrace = grace - 2*time.Second
+	// Bulk gets longer: when the window ends, the socket buffers of 100
+	// connections can hold 2 GB (up to 20 MB each on loopback), which a
+	// server echoing 100 MB/s needs 20 s to send back.
+	bulkGrace = 40 * time.Second
 	// Keeps stderr readable when every connection fails the same way.
 	maxLoggedErrors = 10
 )
@@ -70,6 +75,13 @@ type config struct {
 	connectConcurrency int
 	text               string
 	stall              time.Duration
+	// Ping-pong: how long each connection waits after a reply before it
+	// sends again; 0 sends at once, which saturates the server.
+	pause time.Duration
+	// Print {"window":"start"} and {"window":"end"} lines on stdout as the
+	// measurement window opens and closes, for the harness to sample the
+	// server's CPU time at the same moments.
+	marks bool
 	// Socket buffer sizes set before connecting, so that they bound the
 	// window from the start; 0 leaves the kernel's defaults.
 	socketBuffer int
@@ -110,6 +122,8 @@ func parseFlags(args []string) (config, error) {
 	concurrency := fs.Int("concurrency-connect", 200, "maximum dials in flight")
 	text := fs.String("text", "ascii", "hold modes: ascii, or iota (U+0390, which grows 2 bytes to 6 in --unicode)")
 	stall := fs.Float64("stall", 1, "no-read: `seconds` without progress that mean the server stopped reading")
+	pause := fs.Float64("pause", 0, "pingpong: `seconds` each connection waits after a reply before its next message")
+	marks := fs.Bool("marks", false, "bulk, pingpong: print {\"window\":\"start\"} and {\"window\":\"end\"} lines as the window opens and closes")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -127,6 +141,8 @@ func parseFlags(args []string) (config, error) {
 		connectConcurrency: *concurrency,
 		text:               *text,
 		stall:              seconds(*stall),
+		pause:              seconds(*pause),
+		marks:              *marks,
 	}
 	if cfg.addr == "" {
 		return cfg, errors.New("-addr is required")
@@ -166,6 +182,10 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-duration %v is not above 0", *duration)
 	case *warmup < 0:
 		return cfg, fmt.Errorf("-warmup %v is negative", *warmup)
+	case *pause < 0:
+		return cfg, fmt.Errorf("-pause %v is negative", *pause)
+	case *pause > 0 && cfg.mode != "pingpong":
+		return cfg, fmt.Errorf("-pause is for -mode pingpong only, not %q", cfg.mode)
 	case *stall <= 0:
 		return cfg, fmt.Errorf("-stall %v is not above 0", *stall)
 	case *connectTimeout <= 0:
@@ -474,6 +494,19 @@ func emit(v any) {
 	}
 }
 
+// markWindow prints a window edge for the harness, unless the final
+// report is out already.
+func markWindow(cfg config, edge string) {
+	if !cfg.marks {
+		return
+	}
+	output.Lock()
+	defer output.Unlock()
+	if !output.done {
+		printJSON(map[string]string{"window": edge})
+	}
+}
+
 // startWatchdog ends the process with a failure report at `at`. Every
 // socket has a deadline well before it, so this only fires on a bug; it
 // keeps the promise that a run always ends in bounded time.
@@ -527,8 +560,8 @@ func runBulk(cfg config) (any, *errorLog) {
 	begin := time.Now()
 	warmEnd := begin.Add(cfg.warmup)
 	end := warmEnd.Add(cfg.duration)
-	hard := end.Add(ioGrace)
-	startWatchdog(cfg, end.Add(grace-500*time.Millisecond), errs)
+	hard := end.Add(bulkGrace - 2*time.Second)
+	startWatchdog(cfg, end.Add(bulkGrace-500*time.Millisecond), errs)
 
 	var stopping atomic.Bool
 	var wg sync.WaitGroup
@@ -552,12 +585,14 @@ func runBulk(cfg config) (any, *errorLog) {
 	for i, b := range conns {
 		recv0[i] = b.recv.Load()
 	}
+	markWindow(cfg, "start")
 	sleepUntil(end)
 	recv1 := make([]int64, len(conns))
 	for i, b := range conns {
 		recv1[i] = b.recv.Load()
 	}
 	cpu1 := sampleCPU()
+	markWindow(cfg, "end")
 
 	stopping.Store(true)
 	for _, b := range conns {
@@ -690,6 +725,7 @@ type pingpongResult struct {
 	Windows            int     `json:"windows"`
 	MinConnWindowMsgs  int     `json:"minConnWindowMsgs"`
 	StarvedConnWindows int     `json:"starvedConnWindows"`
+	PauseMs            float64 `json:"pauseMs"`
 }
 
 type pingpongConn struct {
@@ -725,13 +761,19 @@ func runPingpong(cfg config) (any, *errorLog) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.run(pat, cfg.size, timeline{warmEnd: warmEnd, end: end, hard: hard})
+			tl := timeline{warmEnd: warmEnd, end: end, hard: hard, pause: cfg.pause}
+			// Paced connections start spread over one pause, so that they
+			// do not all send in the same instant for the whole run.
+			tl.first = begin.Add(cfg.pause * time.Duration(p.id) / time.Duration(cfg.conns))
+			p.run(pat, cfg.size, tl)
 		}()
 	}
 	sleepUntil(warmEnd)
 	cpu0 := sampleCPU()
+	markWindow(cfg, "start")
 	sleepUntil(end)
 	cpu1 := sampleCPU()
+	markWindow(cfg, "end")
 	wg.Wait()
 
 	res := pingpongResult{WindowSeconds: 1, Windows: fullWindows}
@@ -766,6 +808,7 @@ func runPingpong(cfg config) (any, *errorLog) {
 	// were selected by; the CPU window is measured and may differ by the
 	// scheduler's wake-up delay.
 	res.Seconds = round(cfg.duration.Seconds(), 3)
+	res.PauseMs = round(cfg.pause.Seconds()*1000, 3)
 	fmt.Fprintf(os.Stderr, "loadgen: pingpong %d conns: %.0f msgs/s, p50 %.0f us, p99 %.0f us, cpu %.0f%%, errors %d\n",
 		len(conns), res.MsgsPerSec, res.P50Us, res.P99Us, res.CPUPercent, res.Errors)
 	return res, errs
@@ -785,6 +828,9 @@ func percentileUs(sorted []int64, p float64) float64 {
 
 type timeline struct {
 	warmEnd, end, hard time.Time
+	// Paced runs: when the first message goes, and the wait after each reply.
+	first time.Time
+	pause time.Duration
 }
 
 func (p *pingpongConn) run(pat *pattern, size int, tl timeline) {
@@ -795,6 +841,7 @@ func (p *pingpongConn) run(pat *pattern, size int, tl timeline) {
 	buf := make([]byte, size)
 	off := startOffset(p.id)
 	var sent int64
+	sleepUntil(tl.first)
 	for {
 		t := time.Now()
 		if !t.Before(tl.end) {
@@ -816,6 +863,13 @@ func (p *pingpongConn) run(pat *pattern, size int, tl timeline) {
 		}
 		sent += int64(size)
 		off = (off + size) % patternPeriod
+		if tl.pause > 0 {
+			// A pause that would end past the window would add nothing.
+			if !time.Now().Add(tl.pause).Before(tl.end) {
+				break
+			}
+			time.Sleep(tl.pause)
+		}
 	}
 	p.closeCleanly(tl.hard)
 }

@@ -57,6 +57,13 @@ function goPeer(bufSize: number): Peer {
   };
 }
 
+/**
+ * The compiler flags for the C peer: plain `-O3`, which vectorises its
+ * uppercase loop with SSE2 on any x86-64 (and NEON on arm64);
+ * `-march=native` would tie the figures to this machine's CPU.
+ */
+export const C_FLAGS = ["-O3", "-Wall", "-Wextra"];
+
 /** Every peer, in report order. */
 export const PEERS: Peer[] = [
   {
@@ -96,6 +103,21 @@ export const PEERS: Peer[] = [
     label: "Deno.listen, readable.pipeThrough(TransformStream)",
     tools: [],
     command: denoPeer("deno_streams.ts"),
+  },
+  {
+    name: "c-epoll",
+    label: "C, one thread, edge-triggered epoll, 64 KiB buffer",
+    tools: ["gcc"],
+    build: {
+      cmd: (output) => ["gcc", ...C_FLAGS, "-o", output, "c_epoll.c"],
+      cwd: PEERS_DIR,
+    },
+    command(port, built) {
+      if (built === undefined) {
+        throw new TypeError("Cannot start the C peer: it has not been built");
+      }
+      return [built, String(port)];
+    },
   },
   {
     name: "deno-node-net",

@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { buildLoadgen, openIdle } from "../loadgen_go.ts";
 import { type Peer, PEERS } from "./peers.ts";
 import {
   asciiUpper,
@@ -235,3 +236,50 @@ for (const [index, peer] of PEERS.entries()) {
     },
   });
 }
+
+Deno.test({
+  ...needs(
+    ["gcc", "go"],
+    "c-epoll peer builds without warnings, stops reading a client that does not read, and owes it nothing after",
+  ),
+  async fn() {
+    const peer = PEERS.find((p) => p.name === "c-epoll")!;
+    const dir = await Deno.makeTempDir({ prefix: "upcase_peer_" });
+    try {
+      const [cmd, ...args] = peer.build!.cmd(`${dir}/c-epoll`);
+      const built = await new Deno.Command(cmd!, {
+        args,
+        cwd: peer.build!.cwd,
+        stdin: "null",
+      }).output();
+      assert(built.success, decoder.decode(built.stderr));
+      assertEquals(decoder.decode(built.stderr), "", "No compiler warnings");
+      const loadgen = await buildLoadgen(dir);
+      await using server = await PeerProcess.start(peer, `${dir}/c-epoll`);
+
+      // Each stuck client writes until every buffer on the way is full:
+      // the peer must stop reading it once its replies cannot be written,
+      // or the load generator fails with "still reading".
+      await using stuck = await openIdle(loadgen, {
+        addr: `127.0.0.1:${server.port}`,
+        conns: 4,
+        mode: "no-read",
+      });
+      assertEquals(stuck.ready.connected, 4);
+      assertEquals(stuck.ready.errors, 0);
+      assert(stuck.ready.bytesSentPerConn > 256 * 1024);
+
+      // Meanwhile others are served.
+      const data = payload(99);
+      assertSameBytes(await exchange(server.port, data), asciiUpper(data));
+
+      // Once they read, every reply is there, in order, then one more
+      // exchange and a clean close after their half-close.
+      const result = await stuck.finish();
+      assertEquals(result.errors, 0, result.firstError);
+      assertEquals(result.secondExchangeOk, 4);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
