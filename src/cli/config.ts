@@ -1,55 +1,7 @@
 import { parseArgs } from "@std/cli";
 import { CidrSet } from "../proxy/cidr.ts";
-import {
-  LOG_FORMATS,
-  LOG_LEVELS,
-  type LogFormat,
-  type LogLevelName,
-} from "../logging/logging.ts";
-
-/** Everything the command line and the environment can set. */
-export interface Config {
-  /** The address to listen on. */
-  host: string;
-  /** The port to listen on; 0 picks a free one. */
-  port: number;
-  /** Full Unicode uppercasing instead of ASCII only. */
-  unicode: boolean;
-  /** The least severe level that is logged. */
-  logLevel: LogLevelName;
-  /** Text lines or JSON lines. */
-  logFormat: LogFormat;
-  /** Seconds a shutdown waits for open connections before it cuts them. */
-  drainTimeout: number;
-  /** Most connections open at once; 0 means no limit. */
-  maxConnections: number;
-  /** Most connections open at once from one address; 0 means no limit. */
-  maxConnectionsPerIp: number;
-  /** Leading bits of an IPv6 address that name one client for that limit. */
-  ipv6Prefix: number;
-  /** Seconds without traffic before a connection is closed; 0 turns it off. */
-  idleTimeout: number;
-  /** Seconds for the TLS handshake or the PROXY header; 0 turns it off. */
-  handshakeTimeout: number;
-  /** Where the admin HTTP endpoint listens; off when undefined. */
-  admin: HostPort | undefined;
-  /** PEM certificate file; with `tlsKey`, the data port speaks TLS. */
-  tlsCert: string | undefined;
-  /** PEM private key file for `tlsCert`. */
-  tlsKey: string | undefined;
-  /** A Unix socket path to listen on instead of TCP. */
-  unix: string | undefined;
-  /** Worker processes sharing the port; 1 means no supervisor. */
-  workers: number;
-  /** Expect a PROXY protocol header (v1 or v2) at the start of each connection. */
-  proxyProtocol: boolean;
-  /** The sources allowed to send a PROXY header, as CIDR ranges. */
-  proxyTrusted: CidrSet;
-  /** Print the usage and exit. */
-  help: boolean;
-  /** Print the version and exit. */
-  version: boolean;
-}
+import { SERVE_DEFAULTS } from "../server/options.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../logging/logging.ts";
 
 /** A host and port, as `--admin` takes them. */
 export interface HostPort {
@@ -59,24 +11,35 @@ export interface HostPort {
   port: number;
 }
 
-type Key = Exclude<keyof Config, "help" | "version">;
-
-/** How one option is named, documented and parsed. */
+/** How one option is named, documented and parsed: a row of {@linkcode OPTIONS}. */
 export interface OptionSpec {
-  /** The config field it sets. */
-  key: Key;
-  /** The command-line flag, without dashes. */
+  /**
+   * The command-line flag, without dashes. The config field it sets is its
+   * camelCase: `--log-level` sets `logLevel`.
+   */
   flag: string;
   /** The environment variable that sets it when the flag is absent. */
   env: string;
   /** A placeholder for the value in the usage text, or "" for a switch. */
   value: string;
-  /** The default, as the usage text shows it. */
+  /**
+   * The default, as the usage text shows it; it goes through `parse` like
+   * any value. "" leaves the option off: its field is then `undefined`.
+   */
   default: string;
   /** One line for the usage text. */
   help: string;
   /** Turns the raw text into the value; throws with `name` in the message. */
-  parse: (raw: string, name: string) => Config[Key];
+  parse: (raw: string, name: string) => unknown;
+}
+
+// The table shows serve()'s defaults in the command's units and words.
+function seconds(milliseconds: number): string {
+  return String(milliseconds / 1000);
+}
+
+function switchText(on: boolean): "on" | "off" {
+  return on ? "on" : "off";
 }
 
 function cannot(name: string, raw: string, why: string): string {
@@ -223,38 +186,39 @@ function parsePath(raw: string, name: string): string {
   return raw;
 }
 
-/** Every option, in the order the usage text lists them. */
-export const OPTIONS: readonly OptionSpec[] = [
+/**
+ * Every option, in the order the usage text lists them. A row is all there
+ * is to an option: {@linkcode Config} gets its field, the usage text its
+ * line, {@linkcode ENV_NAMES} its variable, and a worker of `--workers` its
+ * permission to read that variable.
+ */
+export const OPTIONS = [
   {
-    key: "host",
     flag: "host",
     env: "UPCASE_HOST",
     value: "HOST",
-    default: "0.0.0.0",
+    default: SERVE_DEFAULTS.hostname,
     help: "address to listen on",
     parse: parseHost,
   },
   {
-    key: "port",
     flag: "port",
     env: "UPCASE_PORT",
     value: "PORT",
-    default: "8000",
+    default: String(SERVE_DEFAULTS.port),
     help: "port to listen on, 0-65535; 0 picks a free port and logs it",
     parse: parsePort,
   },
   {
-    key: "unicode",
     flag: "unicode",
     env: "UPCASE_UNICODE",
     value: "",
-    default: "off",
+    default: switchText(SERVE_DEFAULTS.unicode),
     help:
       "full Unicode uppercasing of UTF-8 (straße → STRASSE); invalid bytes pass through",
     parse: parseSwitch,
   },
   {
-    key: "logLevel",
     flag: "log-level",
     env: "UPCASE_LOG_LEVEL",
     value: "LEVEL",
@@ -265,7 +229,6 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parseChoice(LOG_LEVELS, LOG_LEVEL_ALIASES),
   },
   {
-    key: "logFormat",
     flag: "log-format",
     env: "UPCASE_LOG_FORMAT",
     value: "FORMAT",
@@ -274,67 +237,60 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parseChoice(LOG_FORMATS),
   },
   {
-    key: "drainTimeout",
     flag: "drain-timeout",
     env: "UPCASE_DRAIN_TIMEOUT",
     value: "SECONDS",
-    default: "10",
+    default: seconds(SERVE_DEFAULTS.drainTimeout),
     help:
       "on SIGINT/SIGTERM, how long open connections may finish before they are cut",
     parse: parseSeconds,
   },
   {
-    key: "maxConnections",
     flag: "max-connections",
     env: "UPCASE_MAX_CONNECTIONS",
     value: "N",
-    default: "0",
+    default: String(SERVE_DEFAULTS.maxConnections),
     help:
       "most connections open at once; at the limit, new clients wait in the backlog (0: no limit)",
     parse: parseCount,
   },
   {
-    key: "maxConnectionsPerIp",
     flag: "max-connections-per-ip",
     env: "UPCASE_MAX_CONNECTIONS_PER_IP",
     value: "N",
-    default: "0",
+    default: String(SERVE_DEFAULTS.maxConnectionsPerIp),
     help:
       "most connections open at once from one address; more are closed at once (0: no limit)",
     parse: parseCount,
   },
   {
-    key: "ipv6Prefix",
     flag: "ipv6-prefix",
     env: "UPCASE_IPV6_PREFIX",
     value: "BITS",
-    default: "64",
+    default: String(SERVE_DEFAULTS.ipv6Prefix),
     help:
       "for --max-connections-per-ip, IPv6 clients count per /BITS network, 1-128",
     parse: parsePrefix,
   },
   {
-    key: "idleTimeout",
     flag: "idle-timeout",
     env: "UPCASE_IDLE_TIMEOUT",
     value: "SECONDS",
-    default: "300",
+    default: seconds(SERVE_DEFAULTS.idleTimeout),
     help:
       "close a connection after this long with no bytes either way (0: never)",
     parse: parseSeconds,
   },
   {
-    key: "handshakeTimeout",
     flag: "handshake-timeout",
     env: "UPCASE_HANDSHAKE_TIMEOUT",
     value: "SECONDS",
-    default: "10",
+    default: seconds(SERVE_DEFAULTS.handshakeTimeout),
     help:
       "close a connection whose TLS handshake or PROXY header takes longer (0: never)",
     parse: parseSeconds,
   },
   {
-    key: "admin",
     flag: "admin",
     env: "UPCASE_ADMIN",
     value: "HOST:PORT",
@@ -344,7 +300,6 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parseHostPort,
   },
   {
-    key: "tlsCert",
     flag: "tls-cert",
     env: "UPCASE_TLS_CERT",
     value: "FILE",
@@ -354,7 +309,6 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parsePath,
   },
   {
-    key: "tlsKey",
     flag: "tls-key",
     env: "UPCASE_TLS_KEY",
     value: "FILE",
@@ -363,7 +317,6 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parsePath,
   },
   {
-    key: "unix",
     flag: "unix",
     env: "UPCASE_UNIX",
     value: "PATH",
@@ -372,7 +325,6 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parsePath,
   },
   {
-    key: "workers",
     flag: "workers",
     env: "UPCASE_WORKERS",
     value: "N",
@@ -382,35 +334,58 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parseWorkers,
   },
   {
-    key: "proxyProtocol",
     flag: "proxy-protocol",
     env: "UPCASE_PROXY_PROTOCOL",
     value: "",
-    default: "off",
+    default: switchText(SERVE_DEFAULTS.proxyProtocol),
     help:
       "expect a PROXY protocol v1 or v2 header from a load balancer on each connection",
     parse: parseSwitch,
   },
   {
-    key: "proxyTrusted",
     flag: "proxy-trusted",
     env: "UPCASE_PROXY_TRUSTED",
     value: "CIDR[,CIDR...]",
-    default: "127.0.0.0/8,::1/128",
+    default: SERVE_DEFAULTS.proxyTrusted,
     help: "sources allowed to send a PROXY header; others are closed",
     parse: parseCidrs,
   },
-];
+] as const satisfies readonly OptionSpec[];
+
+type Row = typeof OPTIONS[number];
+
+// `--log-level` sets `logLevel`: the field is the flag in camelCase.
+type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
+  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  : S;
+
+// What the row's parser returns, and undefined if it is off by default.
+type ValueOf<R extends Row> =
+  | ReturnType<R["parse"]>
+  | (R["default"] extends "" ? undefined : never);
+
+/**
+ * Everything the command line and the environment can set: for each row of
+ * {@linkcode OPTIONS} a field named after its flag in camelCase
+ * (`--log-level` sets `logLevel`), of the type its parser returns, or
+ * `undefined` for an option that is off unless given; and `help` and
+ * `version`, which print and exit.
+ */
+export type Config =
+  & { -readonly [R in Row as CamelCase<R["flag"]>]: ValueOf<R> }
+  & { help: boolean; version: boolean };
+
+function camelCase(flag: string): string {
+  return flag.replace(/-(.)/g, (_, letter: string) => letter.toUpperCase());
+}
 
 /** The environment variables upcase reads, for `--allow-env`. */
 export const ENV_NAMES: readonly string[] = OPTIONS.map((o) => o.env);
 
-const SWITCHES = [
-  "help",
-  "version",
-  ...OPTIONS.filter((o) => !o.value).map((o) => o.flag),
-];
-const VALUED = OPTIONS.filter((o) => o.value).map((o) => o.flag);
+const OPTION_SWITCHES: string[] = OPTIONS.filter((o) => !o.value)
+  .map((o) => o.flag);
+const SWITCHES = ["help", "version", ...OPTION_SWITCHES];
+const VALUED: string[] = OPTIONS.filter((o) => o.value).map((o) => o.flag);
 const ALLOWED = [...OPTIONS.map((o) => `--${o.flag}`), "--help", "--version"]
   .join(", ");
 
@@ -440,15 +415,18 @@ export function parseConfig(
   env: (name: string) => string | undefined,
 ): Config {
   const parsed = parseFlags(joinValues(args));
-  const config: Record<string, unknown> = {
+  const values = OPTIONS.map((option) => [
+    camelCase(option.flag),
+    readOption(option, parsed[option.flag], env),
+  ]);
+  // Sound: each field comes from the row its type is made from.
+  const config = {
     help: parsed.help === true,
     version: parsed.version === true,
-  };
-  for (const option of OPTIONS) {
-    config[option.key] = readOption(option, parsed[option.flag], env);
-  }
+    ...Object.fromEntries(values),
+  } as Config;
   checkCombinations(config);
-  return config as unknown as Config;
+  return config;
 }
 
 // parseArgs would read the "-1" of `--port -1` as a flag and drop an empty
@@ -483,11 +461,11 @@ function parseFlags(joined: string[]): Record<string, unknown> {
   const parsed = parseArgs(joined, {
     string: VALUED,
     boolean: SWITCHES,
-    negatable: ["unicode", "proxy-protocol"],
+    negatable: OPTION_SWITCHES,
     alias: { h: "help" },
     // Without a default parseArgs sets absent switches to false, and then a
     // flag could not be told from the environment.
-    default: { unicode: undefined, "proxy-protocol": undefined },
+    default: Object.fromEntries(OPTION_SWITCHES.map((f) => [f, undefined])),
     unknown: (arg: string) => {
       problems.push(
         arg.startsWith("-")
@@ -522,7 +500,7 @@ function readOption(
     : option.parse(option.default, "the default");
 }
 
-function checkCombinations(config: Record<string, unknown>): void {
+function checkCombinations(config: Config): void {
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     const [given, missing] = config.tlsCert === undefined
       ? ["--tls-key", "--tls-cert"]
