@@ -186,13 +186,10 @@ function parsePath(raw: string, name: string): string {
   return raw;
 }
 
-/**
- * Every option, in the order the usage text lists them. A row is all there
- * is to an option: {@linkcode Config} gets its field, the usage text its
- * line, {@linkcode ENV_NAMES} its variable, and a worker of `--workers` its
- * permission to read that variable.
- */
-export const OPTIONS = [
+// The table the Config type is made from: a row is all there is to an
+// option. Config gets its field, the usage text its line, ENV_NAMES its
+// variable, and a worker of --workers its permission to read that variable.
+const TABLE = [
   {
     flag: "host",
     env: "UPCASE_HOST",
@@ -352,7 +349,10 @@ export const OPTIONS = [
   },
 ] as const satisfies readonly OptionSpec[];
 
-type Row = typeof OPTIONS[number];
+/** Every option, in the order the usage text lists them. */
+export const OPTIONS: readonly OptionSpec[] = TABLE;
+
+type Row = typeof TABLE[number];
 
 // `--log-level` sets `logLevel`: the field is the flag in camelCase.
 type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
@@ -366,7 +366,7 @@ type ValueOf<R extends Row> =
 
 /**
  * Everything the command line and the environment can set: for each row of
- * {@linkcode OPTIONS} a field named after its flag in camelCase
+ * the option table ({@linkcode OPTIONS}) a field named after its flag in camelCase
  * (`--log-level` sets `logLevel`), of the type its parser returns, or
  * `undefined` for an option that is off unless given; and `help` and
  * `version`, which print and exit.
