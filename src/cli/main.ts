@@ -189,10 +189,17 @@ class Controls implements Disposable {
     const { config, workerId, tlsFiles } = plan;
     // A Unix socket's file goes when the listener closes, which is the
     // first step of every shutdown, so a second signal's exit finds it gone.
-    this.#unwireSignals = wireSignals(
-      () => this.stop.abort(),
-      config.drainTimeout,
-    );
+    this.#unwireSignals = wireSignals({
+      stop: (signal) => {
+        log.info("received {signal}; draining for up to {seconds} s", {
+          signal,
+          seconds: config.drainTimeout,
+        });
+        this.stop.abort();
+      },
+      stopNow: (signal) =>
+        log.warning("received {signal} again; exiting now", { signal }),
+    });
     // A worker reloads when its supervisor says so, and only then: a SIGHUP
     // sent to the whole process group reaches it too.
     this.#reloader = tlsFiles

@@ -1,11 +1,15 @@
+import { getLogger } from "@logtape/logtape";
 import type { Config } from "./config.ts";
 import { printLine } from "./print_line.ts";
 import { serveOptionsFromConfig } from "./serve_options.ts";
 import { serverSettings } from "../server/options.ts";
 import { listen } from "../transport/deno/listen.ts";
 import { describeStartupError } from "./startup_error.ts";
-import { runSupervisor } from "../supervisor/supervisor.ts";
+import { Supervisor } from "../supervisor/supervisor.ts";
 import { isCompiled, workerCommand } from "./worker_command.ts";
+import { wireReload, wireSignals } from "./signals.ts";
+
+const log = getLogger(["upcase", "supervisor"]);
 
 function printError(line: string): void {
   printLine(Deno.stderr, `upcase: ${line}`);
@@ -41,9 +45,47 @@ function runDenied(): string | undefined {
     : `--workers needs --allow-run to start its worker processes (at least --allow-run=${command})`;
 }
 
+// Signals reach the workers through the supervisor, once each, however many
+// processes they reached: a stop to drain, a second to kill them, and with
+// TLS a SIGHUP to reload.
+function wireSupervisor(
+  supervisor: Supervisor,
+  options: { drainSeconds: number; tls: boolean },
+): () => void {
+  const unwireSignals = wireSignals({
+    stop: (signal) => {
+      log.info(
+        "received {signal}; asking {workers} workers to drain for up to {seconds} s",
+        { signal, workers: supervisor.running, seconds: options.drainSeconds },
+      );
+      supervisor.stop(signal);
+    },
+    stopNow: (signal) => {
+      log.warning("received {signal} again; killing the workers and exiting", {
+        signal,
+      });
+      supervisor.kill();
+    },
+  });
+  // Without TLS, SIGHUP keeps its default action, as for one process.
+  const reloader = options.tls
+    ? wireReload(() => supervisor.reload(), {
+      announce: () =>
+        log.info(
+          "received SIGHUP; asking {workers} workers to reload the TLS certificate and key",
+          { workers: supervisor.running },
+        ),
+    })
+    : undefined;
+  return () => {
+    reloader?.unwire();
+    unwireSignals();
+  };
+}
+
 /**
  * The `--workers N` command (N > 1): checks that workers can run here, then
- * runs the supervisor. Problems print one line on standard error: `--unix`
+ * runs the supervisor, which signals stop and reload. Problems print one line on standard error: `--unix`
  * with workers exits 2; a platform without SO_REUSEPORT balancing, no
  * permission to run this executable again, or a port in use exits 1.
  *
@@ -81,7 +123,7 @@ export async function superviseFromConfig(
     return 1;
   }
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
-  return await runSupervisor({
+  const supervisor = new Supervisor({
     workers: config.workers,
     addr: { transport: "tcp", hostname: config.host, port },
     workerArgs: args,
@@ -91,9 +133,18 @@ export async function superviseFromConfig(
         readPaths: tls ? [config.tlsCert!, config.tlsKey!] : [],
         listenHost: config.host,
       }),
-    forwardHup: tls,
     ...(config.admin ? { admin: config.admin } : {}),
     settings: serverSettings(serveOptionsFromConfig(config)),
-    drainSeconds: config.drainTimeout,
   });
+  // Before the first worker starts: a signal must not meet the default
+  // action, which would leave the workers without their supervisor.
+  const unwire = wireSupervisor(supervisor, {
+    drainSeconds: config.drainTimeout,
+    tls,
+  });
+  try {
+    return await supervisor.run();
+  } finally {
+    unwire();
+  }
 }

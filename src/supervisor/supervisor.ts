@@ -1,6 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import type { AdminServer } from "../admin/server.ts";
-import { flushLogs, writeLogLine } from "../logging/logging.ts";
+import { writeLogLine } from "../logging/logging.ts";
 import type { ServerSettings } from "../server/serve.ts";
 import { serveSupervisorAdmin } from "./admin.ts";
 import { RestartBackoff } from "./backoff.ts";
@@ -16,8 +16,6 @@ import {
 
 const log = getLogger(["upcase", "supervisor"]);
 const encoder = new TextEncoder();
-const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
-type StopSignal = keyof typeof SIGNAL_NUMBERS;
 
 /**
  * A worker that exits this many times in a row before it serves has a
@@ -46,7 +44,7 @@ export const SILENT_BEATS = 3;
  */
 export const HUNG_BEATS = 10;
 
-/** Options for {@linkcode runSupervisor}. */
+/** Options for {@linkcode Supervisor}. */
 export interface SupervisorOptions {
   /** How many workers to run. */
   workers: number;
@@ -63,14 +61,10 @@ export interface SupervisorOptions {
     id: number,
     args: string[],
   ) => { command: string; args: string[] };
-  /** Pass SIGHUP on, so that every worker reloads its TLS files once. */
-  forwardHup?: boolean;
   /** The supervisor's own admin endpoint, with totals; off if absent. */
   admin?: { hostname: string; port: number };
   /** The settings the workers run with, for the admin endpoint. */
   settings: ServerSettings;
-  /** The drain timeout in seconds, for the log. */
-  drainSeconds: number;
 }
 
 interface Worker {
@@ -100,7 +94,26 @@ function describeExit(status: Deno.CommandStatus): string {
     : `exit code ${status.code}`;
 }
 
-class Supervisor {
+/**
+ * Runs `workers` copies of this program on one port, each its own process
+ * with its own file descriptor limit; the kernel (SO_REUSEPORT) spreads new
+ * connections over them. It restarts a worker that exits by itself, also
+ * one that never got to serve, after a delay that doubles from 100 ms to
+ * 10 s with each crash in a row, and gives up after
+ * {@linkcode MAX_START_FAILURES} start-up failures in a row. It keeps
+ * `--max-connections` and `--max-connections-per-ip` for the whole server
+ * (see {@linkcode LimitBroker}); asks every worker to drain when told to
+ * stop, and to reload its TLS files when told to reload, once each, however
+ * many processes a signal reached; pings every worker each second, reports
+ * the server not ready while one does not answer, and replaces one that
+ * stays silent for {@linkcode HUNG_BEATS} pings; tags and merges their logs
+ * into its standard error without ever waiting for its reader; and serves
+ * an admin endpoint with totals across the workers.
+ *
+ * The caller decides when to stop, kill or reload, and the process's exit:
+ * the command turns signals into these calls (src/cli/supervise.ts).
+ */
+export class Supervisor {
   readonly #options: SupervisorOptions;
   readonly #workerArgs: string[];
   readonly #running = new Map<number, Worker>();
@@ -123,10 +136,14 @@ class Supervisor {
   readonly #allExited = Promise.withResolvers<void>();
   #up = false;
   #stopping = false;
-  #stopSignal: StopSignal | undefined;
+  #stopSignal: Deno.Signal | undefined;
   #failed = false;
-  #signals = 0;
 
+  /**
+   * Prepares the supervisor; {@linkcode Supervisor.run} starts the workers.
+   *
+   * @param options The workers, the shared address, and the admin endpoint.
+   */
   constructor(options: SupervisorOptions) {
     this.#options = options;
     const { addr, settings } = options;
@@ -152,12 +169,26 @@ class Supervisor {
     }
   }
 
+  /** How many workers run now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Starts the workers and keeps them running until a stop, or until one
+   * keeps failing to start.
+   *
+   * @returns the exit code: 0 after a stop once every worker has exited
+   * cleanly, 1 if a worker could not start or did not exit cleanly.
+   */
   async run(): Promise<number> {
-    const unwire = this.#wireSignals();
     let admin: AdminServer | undefined;
     this.#heartbeat.start();
     try {
-      for (let id = 1; id <= this.#options.workers; id++) this.#start(id);
+      // A stop that came before the run leaves nothing to start.
+      for (let id = 1; id <= this.#options.workers; id++) {
+        if (!this.#stopping) this.#start(id);
+      }
       const up = await Promise.race([
         this.#allUp.promise.then(() => true),
         this.#allExited.promise.then(() => false),
@@ -170,7 +201,6 @@ class Supervisor {
       this.#heartbeat[Symbol.dispose]();
       this.#broker?.[Symbol.dispose]();
       await admin?.shutdown();
-      unwire();
     }
   }
 
@@ -349,34 +379,30 @@ class Supervisor {
     }
   }
 
-  #onSignal(signal: StopSignal): void {
-    if (this.#signals++ > 0) {
-      log.warning("received {signal} again; killing the workers and exiting", {
-        signal,
-      });
-      this.#forward("SIGKILL");
-      void flushLogs(500).then(() => Deno.exit(128 + SIGNAL_NUMBERS[signal]));
-      return;
-    }
-    log.info(
-      "received {signal}; asking {workers} workers to drain for up to {seconds} s",
-      {
-        signal,
-        workers: this.#running.size,
-        seconds: this.#options.drainSeconds,
-      },
-    );
+  /**
+   * Asks every worker to drain, once: a worker that gets the same signal
+   * itself, sent to the whole process group, drains once all the same.
+   *
+   * @param signal The signal that asked for the stop: a worker that dies of
+   * it before it set up its handlers served nobody, and exited cleanly.
+   */
+  stop(signal: Deno.Signal): void {
     this.#stopSignal ??= signal;
     this.#stopAll(signal);
   }
 
-  // Over the pipe rather than as a signal: the workers ignore SIGHUP, so
-  // that one sent to the whole process group reloads each of them once.
-  #reload(): void {
-    log.info(
-      "received SIGHUP; asking {workers} workers to reload the TLS certificate and key",
-      { workers: this.#running.size },
-    );
+  /** Ends the drain at once: kills every worker (SIGKILL). */
+  kill(): void {
+    this.#stopAll("kill");
+    this.#forward("SIGKILL");
+  }
+
+  /**
+   * Asks every worker to reload its TLS files. Over the pipe rather than
+   * as a signal: the workers ignore SIGHUP, so that one sent to the whole
+   * process group reloads each of them once.
+   */
+  reload(): void {
     for (const id of this.#running.keys()) this.#send(id, { kind: "reload" });
   }
 
@@ -414,24 +440,6 @@ class Supervisor {
     }
   }
 
-  #wireSignals(): () => void {
-    const listeners: [Deno.Signal, () => void][] = [
-      ["SIGINT", () => this.#onSignal("SIGINT")],
-      ["SIGTERM", () => this.#onSignal("SIGTERM")],
-    ];
-    if (this.#options.forwardHup) {
-      listeners.push(["SIGHUP", () => this.#reload()]);
-    }
-    for (const [signal, handler] of listeners) {
-      Deno.addSignalListener(signal, handler);
-    }
-    return () => {
-      for (const [signal, handler] of listeners) {
-        Deno.removeSignalListener(signal, handler);
-      }
-    };
-  }
-
   #serveAdmin(): AdminServer | undefined {
     const { addr, workers } = this.#options;
     log.info(
@@ -455,28 +463,4 @@ class Supervisor {
       finished: this.#allExited.promise,
     });
   }
-}
-
-/**
- * Runs `workers` copies of this program on one port, each its own process
- * with its own file descriptor limit; the kernel (SO_REUSEPORT) spreads new
- * connections over them. It restarts a worker that exits by itself, also
- * one that never got to serve, after a delay that doubles from 100 ms to
- * 10 s with each crash in a row, and gives up after
- * {@linkcode MAX_START_FAILURES} start-up failures in a row. It keeps
- * `--max-connections` and `--max-connections-per-ip` for the whole server
- * (see {@linkcode LimitBroker}); asks every worker to drain on SIGINT or
- * SIGTERM, and to reload its TLS files on SIGHUP, once, however many
- * processes the signal reached; pings every worker each second, reports the
- * server not ready while one does not answer, and replaces one that stays
- * silent for {@linkcode HUNG_BEATS} pings; tags and merges their logs into
- * its standard error without ever waiting for its reader; and serves an
- * admin endpoint with totals across the workers.
- *
- * @param options The workers, the shared address, and the admin endpoint.
- * @returns the exit code: 0 after a signal once every worker has exited
- * cleanly, 1 if a worker could not start or did not exit cleanly.
- */
-export function runSupervisor(options: SupervisorOptions): Promise<number> {
-  return new Supervisor(options).run();
 }
