@@ -2,6 +2,7 @@ import { assertEquals } from "@std/assert";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 import { SERVE_DEFAULTS, serverSettings } from "../server/options.ts";
 import { needs } from "../../tests/_helpers.ts";
+import { within } from "../../tests/_admin.ts";
 
 const PYTHON = "/usr/bin/python3";
 
@@ -43,14 +44,22 @@ async function notes(dir: string, id: number): Promise<string[]> {
   return text.split("\n").filter((line) => line !== "");
 }
 
+async function inTempDir(test: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "upcase-supervisor-" });
+  try {
+    await test(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test(
   needs(
     [PYTHON],
     "Supervisor passes stop and reload from its caller to every worker once, and returns 0",
   ),
-  async () => {
-    const dir = await Deno.makeTempDir({ prefix: "upcase-supervisor-" });
-    try {
+  () =>
+    inTempDir(async (dir) => {
       const supervisor = new Supervisor(fakeWorkers(dir, "obey"));
       const finished = supervisor.run();
       assertEquals(supervisor.running, 2);
@@ -58,14 +67,11 @@ Deno.test(
       supervisor.stop("SIGTERM");
       // A second stop, as a signal to the whole group brings, is not passed on.
       supervisor.stop("SIGTERM");
-      assertEquals(await finished, 0);
+      assertEquals(await within(finished, 10_000, "workers stopped"), 0);
       for (const id of [1, 2]) {
         assertEquals(await notes(dir, id), ["reload", "stop SIGTERM"]);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 Deno.test(
@@ -73,20 +79,16 @@ Deno.test(
     [PYTHON],
     "Supervisor.kill ends workers that do not drain, and run reports them",
   ),
-  async () => {
-    const dir = await Deno.makeTempDir({ prefix: "upcase-supervisor-" });
-    try {
+  () =>
+    inTempDir(async (dir) => {
       const supervisor = new Supervisor(fakeWorkers(dir, "ignore-stop"));
       const finished = supervisor.run();
       supervisor.stop("SIGINT");
       supervisor.kill();
       // Killed mid-drain, the workers did not exit cleanly.
-      assertEquals(await finished, 1);
+      assertEquals(await within(finished, 10_000, "workers killed"), 1);
       assertEquals(supervisor.running, 0);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 Deno.test("Supervisor stopped before it runs starts no worker", async () => {
