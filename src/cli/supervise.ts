@@ -85,7 +85,8 @@ function wireSupervisor(
 
 /**
  * The `--workers N` command (N > 1): checks that workers can run here, then
- * runs the supervisor, which signals stop and reload. Problems print one line on standard error: `--unix`
+ * runs the supervisor, with SIGINT and SIGTERM wired to stop it and, with
+ * TLS, SIGHUP to reload. Problems print one line on standard error: `--unix`
  * with workers exits 2; a platform without SO_REUSEPORT balancing, no
  * permission to run this executable again, or a port in use exits 1.
  *
@@ -122,6 +123,14 @@ export async function superviseFromConfig(
     printError(describeStartupError(err, addr));
     return 1;
   }
+  return await supervise(config, { args, port });
+}
+
+async function supervise(
+  config: Config,
+  start: { args: string[]; port: number },
+): Promise<number> {
+  const { args, port } = start;
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const supervisor = new Supervisor({
     workers: config.workers,

@@ -56,7 +56,8 @@ export type WorkerMessage =
 export type SupervisorMessage =
   /**
    * Drain, as on a signal; `reason` is the signal the supervisor received,
-   * or `failure` when it gives up on a worker that cannot start.
+   * `failure` when it gives up on a worker that cannot start, or `kill`
+   * just before it kills the workers.
    */
   | { kind: "stop"; reason: string }
   /**
