@@ -8,6 +8,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { writeInChunks } from "../bench/loadgen.ts";
 import type { StatsSnapshot } from "../src/server/stats.ts";
+import { TRANSPORT_ARGS } from "./_transport.ts";
 
 const encoder = new TextEncoder();
 
@@ -238,7 +239,16 @@ export class ServerProcess implements AsyncDisposable {
     const [cmd, ...cmdArgs] = command ??
       [Deno.execPath(), "run", ...permissions, `${ROOT}main.ts`];
     const child = new Deno.Command(cmd!, {
-      args: [...cmdArgs, "--host", "127.0.0.1", "--port", "0", ...args],
+      args: [
+        ...cmdArgs,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        // The test run's transport, unless the test chose one.
+        ...(args.includes("--transport") ? [] : TRANSPORT_ARGS),
+        ...args,
+      ],
       env,
       stdin: "null",
       stdout: "piped",

@@ -1,6 +1,6 @@
 import { parseArgs } from "@std/cli";
 import { CidrSet } from "../proxy/cidr.ts";
-import { SERVE_DEFAULTS } from "../server/options.ts";
+import { SERVE_DEFAULTS, TRANSPORTS } from "../server/options.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../logging/logging.ts";
 
 /** A host and port, as `--admin` takes them. */
@@ -346,6 +346,15 @@ const TABLE = [
     default: SERVE_DEFAULTS.proxyTrusted,
     help: "sources allowed to send a PROXY header; others are closed",
     parse: parseCidrs,
+  },
+  {
+    flag: "transport",
+    env: "UPCASE_TRANSPORT",
+    value: "NAME",
+    default: SERVE_DEFAULTS.transport,
+    help:
+      "socket engine: deno (Deno.listen) or node (node:net, fair when saturated)",
+    parse: parseChoice(TRANSPORTS),
   },
 ] as const satisfies readonly OptionSpec[];
 

@@ -33,6 +33,7 @@ Deno.test("parseConfig gives the documented defaults", () => {
     unix: undefined,
     workers: 1,
     proxyProtocol: false,
+    transport: "deno",
     help: false,
     version: false,
   });

@@ -18,7 +18,7 @@ import {
   readEnvIfAllowed,
 } from "./permissions.ts";
 import { type AdminServer, serveAdmin } from "../admin/server.ts";
-import { serve, type UpcaseServer } from "../server/serve.ts";
+import { startServer, type UpcaseServer } from "../server/serve.ts";
 import { type Reloader, wireReload, wireSignals } from "./signals.ts";
 import { superviseFromConfig } from "./supervise.ts";
 import { SupervisorLink } from "../supervisor/worker.ts";
@@ -147,7 +147,7 @@ async function runServer(plan: Plan): Promise<number> {
   // Wired before the server listens, so that a signal sent as soon as it
   // reports ready is not met by the default action.
   using controls = new Controls(plan);
-  const server = startServer(plan, { controls, pem });
+  const server = await launch(plan, { controls, pem });
   controls.server = server;
   controls.link?.ready(() => server.stats());
   // Not tied to the stop signal: the admin endpoint keeps answering through
@@ -233,10 +233,10 @@ class Controls implements Disposable {
   }
 }
 
-function startServer(
+async function launch(
   plan: Plan,
   parts: { controls: Controls; pem: TlsPem | undefined },
-): UpcaseServer {
+): Promise<UpcaseServer> {
   const { config, unixPath, workerId } = plan;
   const { link, stop } = parts.controls;
   const common = {
@@ -249,8 +249,8 @@ function startServer(
   };
   try {
     return unixPath !== undefined
-      ? serve({ ...common, path: unixPath })
-      : serve({
+      ? await startServer({ ...common, path: unixPath })
+      : await startServer({
         ...common,
         hostname: config.host,
         port: config.port,

@@ -25,6 +25,7 @@ export function serveOptionsFromConfig(
   Omit<ServeCommonOptions, "signal" | "onAcceptError" | "sharedLimits">
 > {
   return {
+    transport: config.transport,
     unicode: config.unicode,
     drainTimeout: config.drainTimeout * 1000,
     maxConnections: config.maxConnections,

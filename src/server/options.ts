@@ -8,6 +8,15 @@ export interface ServeCommonOptions {
   /** Aborting it shuts the server down, as `UpcaseServer.shutdown` does. */
   signal?: AbortSignal;
   /**
+   * The socket engine: `deno` is `Deno.listen` and `Deno.Conn`; `node` is
+   * Deno's `node:net` engine, which reads on readiness and stays fair when
+   * the server has more ready work than it can run. `serve()` takes `deno`
+   * only; {@linkcode startServer} takes either.
+   *
+   * @default {"deno"}
+   */
+  transport?: Transport;
+  /**
    * Uppercase with full Unicode case rules instead of ASCII only.
    *
    * @default {false}
@@ -139,8 +148,16 @@ export interface ServeUnixOptions extends ServeCommonOptions {
   onListen?: (addr: Deno.UnixAddr) => void;
 }
 
+/** The socket engines a server can run on. */
+export const TRANSPORTS = ["deno", "node"] as const;
+
+/** One of {@linkcode TRANSPORTS}. */
+export type Transport = typeof TRANSPORTS[number];
+
 /** The settings a server runs with, for the status page. */
 export interface ServerSettings {
+  /** The socket engine. */
+  transport: Transport;
   /** Full Unicode uppercasing instead of ASCII. */
   unicode: boolean;
   /** Milliseconds a shutdown waits for open connections. */
@@ -161,6 +178,7 @@ export interface ServerSettings {
  * where the command takes seconds).
  */
 export const SERVE_DEFAULTS = {
+  transport: "deno",
   unicode: false,
   drainTimeout: 10_000,
   maxConnections: 0,
@@ -190,10 +208,11 @@ export interface ResolvedServeOptions extends ServerSettings {
  * The settings a server reports, picked from its options.
  *
  * @param options The resolved options.
- * @returns the six settings, and nothing else.
+ * @returns the seven settings, and nothing else.
  */
 export function serverSettings(options: ServerSettings): ServerSettings {
   const {
+    transport,
     unicode,
     drainTimeout,
     maxConnections,
@@ -202,6 +221,7 @@ export function serverSettings(options: ServerSettings): ServerSettings {
     handshakeTimeout,
   } = options;
   return {
+    transport,
     unicode,
     drainTimeout,
     maxConnections,
@@ -243,8 +263,15 @@ export function resolveServeOptions(
       "Cannot read PROXY headers on a TLS port: give either proxyProtocol, or cert and key",
     );
   }
+  const transport = options.transport ?? d.transport;
+  if (!(TRANSPORTS as readonly string[]).includes(transport)) {
+    throw new TypeError(
+      `Unknown transport "${transport}": give ${TRANSPORTS.join(" or ")}`,
+    );
+  }
   return {
     target,
+    transport,
     unicode: options.unicode ?? d.unicode,
     drainTimeout: options.drainTimeout ?? d.drainTimeout,
     maxConnections: options.maxConnections ?? d.maxConnections,

@@ -3,6 +3,7 @@ import { formatAddr } from "../common/format_addr.ts";
 import { ConnectionTask } from "../connection/task.ts";
 import { checkTlsPem, type TlsPem } from "../tls/pem.ts";
 import { listen } from "../transport/deno/listen.ts";
+import { listenNode } from "../transport/node/listen.ts";
 import type { Conn, Listener } from "../transport/types.ts";
 import { acceptLoop } from "./accept_loop.ts";
 import { AdmissionControl } from "./admission_control.ts";
@@ -93,12 +94,59 @@ export function serve(
   options: ServeOptions | ServeUnixOptions = {},
 ): UpcaseServer {
   const resolved = resolveServeOptions(options);
-  const server = new Server(resolved, {
-    listener: listen(resolved.target),
-    ...options,
-  });
-  const { signal } = options;
-  onAbort(signal, () => void server.shutdown());
+  if (resolved.transport !== "deno") {
+    throw new TypeError(
+      `serve() listens with Deno.listen; use startServer() for transport "${resolved.transport}"`,
+    );
+  }
+  return run(resolved, listen(resolved.target), options);
+}
+
+/**
+ * Starts an upcase server as {@linkcode serve} does, on either transport:
+ * `deno` (`Deno.listen`, the default) or `node` (Deno's `node:net` engine,
+ * whose listen completes asynchronously). It resolves once the server
+ * listens, and rejects if it cannot.
+ *
+ * @param options As for `serve()`, and `transport`.
+ * @returns the running server.
+ *
+ * @example Serve on the node engine
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { startServer } from "./serve.ts";
+ *
+ * await using server = await startServer({ transport: "node", hostname: "127.0.0.1", port: 0, onListen() {} });
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+ * await conn.write(new TextEncoder().encode("hello"));
+ * await conn.closeWrite();
+ * assertEquals(await new Response(conn.readable).text(), "HELLO");
+ * assertEquals(server.settings.transport, "node");
+ * ```
+ */
+export function startServer(
+  options: ServeUnixOptions,
+): Promise<UpcaseServer<Deno.UnixAddr>>;
+export function startServer(
+  options?: ServeOptions,
+): Promise<UpcaseServer<Deno.NetAddr>>;
+export async function startServer(
+  options: ServeOptions | ServeUnixOptions = {},
+): Promise<UpcaseServer> {
+  const resolved = resolveServeOptions(options);
+  const listener = resolved.transport === "node"
+    ? await listenNode(resolved.target)
+    : listen(resolved.target);
+  return run(resolved, listener, options);
+}
+
+function run(
+  resolved: ResolvedServeOptions,
+  listener: Listener,
+  options: ServeOptions | ServeUnixOptions,
+): UpcaseServer {
+  const server = new Server(resolved, { listener, ...options });
+  onAbort(options.signal, () => void server.shutdown());
   announce(server.addr, resolved, options.onListen);
   return server;
 }

@@ -8,7 +8,8 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { serveAdmin } from "../../src/admin/server.ts";
-import { serve, type ServeOptions } from "../../src/server/serve.ts";
+import type { ServeOptions } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import {
   finish,
   get,
@@ -87,8 +88,8 @@ class Holder implements AsyncDisposable {
   }
 }
 
-function startWithAdmin(options: ServeOptions) {
-  const server = serve({ port: 0, onListen() {}, ...options });
+async function startWithAdmin(options: ServeOptions) {
+  const server = await serveOn({ port: 0, onListen() {}, ...options });
   const admin = serveAdmin({
     hostname: "127.0.0.1",
     port: 0,
@@ -114,7 +115,7 @@ Deno.test({
   async fn() {
     await withLogs(async (logs) => {
       // "::" takes IPv4 clients too, as IPv4-mapped addresses.
-      await using t = startWithAdmin({
+      await using t = await startWithAdmin({
         hostname: "::",
         maxConnections: 6,
         maxConnectionsPerIp: 3,
@@ -154,7 +155,7 @@ Deno.test({
 
 Deno.test("admission logs the limit once per episode, however fast clients churn", async () => {
   await withLogs(async (logs) => {
-    await using t = startWithAdmin({
+    await using t = await startWithAdmin({
       hostname: "127.0.0.1",
       maxConnections: 5,
     });

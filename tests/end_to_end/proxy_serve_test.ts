@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { CidrSet } from "../../src/proxy/cidr.ts";
+import { serveOn } from "../_transport.ts";
 import { serve } from "../../src/server/serve.ts";
 import { withLogs } from "../_admin.ts";
 import {
@@ -154,7 +155,7 @@ const quiet = { hostname: "127.0.0.1", port: 0, onListen() {} } as const;
 
 Deno.test("serve with proxyProtocol serves a v1 client whose data comes in the header's packet, under its real address", async () => {
   await withLogs(async (logs) => {
-    const server = serve({ ...quiet, proxyProtocol: true });
+    const server = await serveOn({ ...quiet, proxyProtocol: true });
     const conn = await connect(server.addr.port);
     try {
       const data = randomBytes(3000, 7);
@@ -192,7 +193,7 @@ Deno.test("serve with proxyProtocol serves a v1 client whose data comes in the h
 
 Deno.test("serve with proxyProtocol reads a v2 header split across writes, skipping its TLVs", async () => {
   await withLogs(async (logs) => {
-    const server = serve({ ...quiet, proxyProtocol: true });
+    const server = await serveOn({ ...quiet, proxyProtocol: true });
     const conn = await connect(server.addr.port);
     try {
       const header = v2Header({
@@ -235,7 +236,7 @@ Deno.test("serve with proxyProtocol reads a v2 header split across writes, skipp
 
 Deno.test("serve with proxyProtocol serves a v2 IPv4 header and a LOCAL one, which keeps the connection's own address", async () => {
   await withLogs(async (logs) => {
-    const server = serve({ ...quiet, proxyProtocol: true });
+    const server = await serveOn({ ...quiet, proxyProtocol: true });
     const proxied = await connect(server.addr.port);
     const local = await connect(server.addr.port);
     try {
@@ -274,7 +275,7 @@ Deno.test("serve with proxyProtocol serves a v2 IPv4 header and a LOCAL one, whi
 
 Deno.test("serve with proxyProtocol closes and counts a malformed header, a partial one and a late one", async () => {
   await withLogs(async (logs) => {
-    const server = serve({
+    const server = await serveOn({
       ...quiet,
       proxyProtocol: true,
       handshakeTimeout: 150,
@@ -345,7 +346,7 @@ Deno.test("serve with proxyProtocol closes and counts a malformed header, a part
 
 Deno.test("serve with proxyProtocol closes a source outside proxyTrusted at once, header or not", async () => {
   await withLogs(async (logs) => {
-    const server = serve({
+    const server = await serveOn({
       ...quiet,
       proxyProtocol: true,
       proxyTrusted: CidrSet.parse("127.0.0.2/32"),
@@ -388,7 +389,7 @@ for (
     ),
     async () => {
       await withLogs(async (logs) => {
-        const server = serve({
+        const server = await serveOn({
           ...quiet,
           proxyProtocol: true,
           proxyTrusted: CidrSet.parse(trusted),
@@ -433,7 +434,7 @@ sys.stdout.write(out.decode())
 
 Deno.test("serve with proxyProtocol applies maxConnectionsPerIp to the real client's address", async () => {
   await withLogs(async (logs) => {
-    const server = serve({
+    const server = await serveOn({
       ...quiet,
       proxyProtocol: true,
       maxConnectionsPerIp: 1,
@@ -477,7 +478,7 @@ Deno.test("serve with proxyProtocol applies maxConnectionsPerIp to the real clie
 });
 
 Deno.test("serve with proxyProtocol off echoes a PROXY line like any other data", async () => {
-  const server = serve(quiet);
+  const server = await serveOn(quiet);
   const conn = await connect(server.addr.port);
   try {
     const line = "PROXY TCP4 192.0.2.1 192.0.2.2 4000 7000\r\n";

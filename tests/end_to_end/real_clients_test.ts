@@ -1,17 +1,22 @@
 import { assertEquals } from "@std/assert";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import { asciiUpper, needs, randomBytes, runClient } from "../_helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
 
-function start(unicode = false) {
-  return serve({ hostname: "127.0.0.1", port: 0, unicode, onListen() {} });
+async function start(unicode = false) {
+  return await serveOn({
+    hostname: "127.0.0.1",
+    port: 0,
+    unicode,
+    onListen() {},
+  });
 }
 
 Deno.test({
   ...needs(["nc"], "nc -N gets its input back uppercased after half-close"),
   async fn() {
-    await using server = start();
+    await using server = await start();
     const out = await runClient(
       "nc",
       ["-N", "127.0.0.1", String(server.addr.port)],
@@ -25,7 +30,7 @@ Deno.test({
 Deno.test({
   ...needs(["nc"], "nc -N streams 2 MiB of binary data byte-exact"),
   async fn() {
-    await using server = start();
+    await using server = await start();
     const data = randomBytes(2 * 1024 * 1024, 5);
     const out = await runClient(
       "nc",
@@ -67,7 +72,7 @@ print("ok", len(got))
 Deno.test({
   ...needs([PYTHON], "python socket client gets bytes.upper() of random data"),
   async fn() {
-    await using server = start();
+    await using server = await start();
     const out = await runClient(PYTHON, [
       "-c",
       PYTHON_CLIENT,
@@ -85,7 +90,7 @@ Deno.test({
     "python socket client gets str.upper() of Unicode text in unicode mode",
   ),
   async fn() {
-    await using server = start(true);
+    await using server = await start(true);
     const text = "straße ǆ café ﬀ ŉ 😀 日本語 ".repeat(5000);
     const out = await runClient(PYTHON, [
       "-c",

@@ -1,11 +1,11 @@
 /**
- * serve() with `sharedLimits`, as a worker of `--workers` runs it, against
+ * await serveOn() with `sharedLimits`, as a worker of `--workers` runs it, against
  * limits the test answers by hand.
  *
  * @module
  */
 import { assertEquals } from "@std/assert";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import type {
   Admission,
   SharedLimits,
@@ -45,8 +45,8 @@ class ManualLimits implements SharedLimits {
   }
 }
 
-function start(limits: ManualLimits) {
-  return serve({
+async function start(limits: ManualLimits) {
+  return await serveOn({
     hostname: "127.0.0.1",
     port: 0,
     maxConnections: 1,
@@ -58,7 +58,7 @@ function start(limits: ManualLimits) {
 
 Deno.test("serve() with sharedLimits holds a connection unread until it is admitted, and gives its slot back", async () => {
   const limits = new ManualLimits();
-  await using server = start(limits);
+  await using server = await start(limits);
   const conn = await Deno.connect({
     hostname: "127.0.0.1",
     port: server.addr.port,
@@ -78,7 +78,7 @@ Deno.test("serve() with sharedLimits holds a connection unread until it is admit
 
 Deno.test("serve() with sharedLimits closes a refused connection, and counts it", async () => {
   const limits = new ManualLimits();
-  await using server = start(limits);
+  await using server = await start(limits);
   using conn = await Deno.connect({
     hostname: "127.0.0.1",
     port: server.addr.port,
@@ -94,7 +94,7 @@ Deno.test("serve() with sharedLimits closes a refused connection, and counts it"
 
 Deno.test("serve() with sharedLimits closes waiting connections at shutdown, and returns a slot granted after", async () => {
   const limits = new ManualLimits();
-  await using server = start(limits);
+  await using server = await start(limits);
   using conn = await Deno.connect({
     hostname: "127.0.0.1",
     port: server.addr.port,

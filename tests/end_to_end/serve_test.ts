@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import {
   asciiUpper,
   exchange,
@@ -8,24 +8,31 @@ import {
   utf8,
 } from "../_helpers.ts";
 
-function start(options: { unicode?: boolean; drainTimeout?: number } = {}) {
-  return serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...options });
+async function start(
+  options: { unicode?: boolean; drainTimeout?: number } = {},
+) {
+  return await serveOn({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    ...options,
+  });
 }
 
 Deno.test("serve echoes a line uppercased", async () => {
-  await using server = start();
+  await using server = await start();
   const out = await exchange(server.addr.port, utf8("hello, world\n"));
   assertEquals(new TextDecoder().decode(out), "HELLO, WORLD\n");
 });
 
 Deno.test("serve returns all 256 byte values byte-exact", async () => {
-  await using server = start();
+  await using server = await start();
   const all = Uint8Array.from({ length: 256 }, (_, i) => i);
   assertEquals(await exchange(server.addr.port, all), asciiUpper(all));
 });
 
 Deno.test("serve streams 10 MiB byte-exact", async () => {
-  await using server = start();
+  await using server = await start();
   const data = randomBytes(10 * 1024 * 1024, 42);
   const out = await exchange(server.addr.port, data.slice(), {
     chunkSize: 100_003,
@@ -35,7 +42,7 @@ Deno.test("serve streams 10 MiB byte-exact", async () => {
 });
 
 Deno.test("serve handles 1000 concurrent clients, each verified", async () => {
-  await using server = start();
+  await using server = await start();
   const clients = Array.from({ length: 1000 }, async (_, i) => {
     const data = randomBytes(1000 + (i % 97), i + 1);
     const out = await exchange(server.addr.port, data.slice(), {
@@ -47,7 +54,7 @@ Deno.test("serve handles 1000 concurrent clients, each verified", async () => {
 });
 
 Deno.test("serve finishes echoing after the client half-closes, then closes", async () => {
-  await using server = start();
+  await using server = await start();
   const conn = await Deno.connect({
     hostname: "127.0.0.1",
     port: server.addr.port,
@@ -59,7 +66,7 @@ Deno.test("serve finishes echoing after the client half-closes, then closes", as
 });
 
 Deno.test("serve in unicode mode uppercases text split across writes", async () => {
-  await using server = start({ unicode: true });
+  await using server = await start({ unicode: true });
   const out = await exchange(server.addr.port, utf8("straße ǆ café"), {
     chunkSize: 5,
   });
@@ -67,7 +74,7 @@ Deno.test("serve in unicode mode uppercases text split across writes", async () 
 });
 
 Deno.test("serve keeps other clients whole while others vanish mid-stream", async () => {
-  await using server = start();
+  await using server = await start();
   const port = server.addr.port;
   // Steady clients stream while the faulty one dies in the middle.
   const steady = Array.from({ length: 20 }, async (_, i) => {
@@ -96,7 +103,7 @@ Deno.test("serve keeps other clients whole while others vanish mid-stream", asyn
 });
 
 Deno.test("serve shutdown drains open connections, then stops accepting", async () => {
-  const server = start();
+  const server = await start();
   const port = server.addr.port;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const reader = conn.readable.getReader();
@@ -127,7 +134,7 @@ Deno.test("serve shutdown drains open connections, then stops accepting", async 
 });
 
 Deno.test("serve shutdown cuts connections left at the drain timeout", async () => {
-  const server = start({ drainTimeout: 50 });
+  const server = await start({ drainTimeout: 50 });
   const conn = await Deno.connect({
     hostname: "127.0.0.1",
     port: server.addr.port,
@@ -145,7 +152,7 @@ Deno.test("serve shutdown cuts connections left at the drain timeout", async () 
 
 Deno.test("serve shuts down when its signal aborts", async () => {
   const controller = new AbortController();
-  const server = serve({
+  const server = await serveOn({
     hostname: "127.0.0.1",
     port: 0,
     signal: controller.signal,
@@ -160,7 +167,7 @@ Deno.test("serve shuts down when its signal aborts", async () => {
 
 Deno.test("serve reports its address and calls onListen with it", async () => {
   let seen: Deno.NetAddr | undefined;
-  await using server = serve({
+  await using server = await serveOn({
     hostname: "127.0.0.1",
     port: 0,
     onListen: (a) => seen = a,
@@ -169,12 +176,12 @@ Deno.test("serve reports its address and calls onListen with it", async () => {
   assert(server.addr.port > 0);
 });
 
-Deno.test("serve throws AddrInUse for a port that is taken", () => {
+Deno.test("serve throws AddrInUse for a port that is taken", async () => {
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = taken.addr;
   let error: unknown;
   try {
-    serve({ hostname: "127.0.0.1", port, onListen() {} });
+    await serveOn({ hostname: "127.0.0.1", port, onListen() {} });
   } catch (err) {
     error = err;
   }
@@ -182,7 +189,11 @@ Deno.test("serve throws AddrInUse for a port that is taken", () => {
 });
 
 Deno.test("serve listens and serves on IPv6 loopback", async () => {
-  await using server = serve({ hostname: "::1", port: 0, onListen() {} });
+  await using server = await serveOn({
+    hostname: "::1",
+    port: 0,
+    onListen() {},
+  });
   assertEquals(server.addr.hostname, "::1");
   const out = await exchange(server.addr.port, utf8("over v6"), {
     hostname: "::1",

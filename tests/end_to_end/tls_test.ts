@@ -13,6 +13,7 @@ import {
   assertRejects,
   assertThrows,
 } from "@std/assert";
+import { serveOn } from "../_transport.ts";
 import { serve } from "../../src/server/serve.ts";
 import { ReloadableTlsListener } from "../../src/transport/deno/tls_listener.ts";
 import type { TlsPem } from "../../src/tls/pem.ts";
@@ -441,7 +442,11 @@ Deno.test("tls serve() wants cert and key together, and only on TCP", () => {
 });
 
 Deno.test("tls reloadTls() on a server without TLS rejects and changes nothing", async () => {
-  await using server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} });
+  await using server = await serveOn({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+  });
   await assertRejects(
     () => server.reloadTls({ cert: "x", key: "y" }),
     TypeError,

@@ -9,7 +9,7 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import { needs, readAll } from "../_helpers.ts";
 import { NEWER_IN_V8, PYTHON, pythonUpper } from "../_python_upper.ts";
 import { Random, randomInput, randomWrites } from "../_unicode_inputs.ts";
@@ -89,8 +89,8 @@ interface Case {
 /** Sends every case at once to a real server of its mode; gives the replies. */
 async function replyAll(cases: Case[]): Promise<Uint8Array[]> {
   const options = { hostname: "127.0.0.1", port: 0, onListen() {} };
-  await using unicode = serve({ ...options, unicode: true });
-  await using ascii = serve(options);
+  await using unicode = await serveOn({ ...options, unicode: true });
+  await using ascii = await serveOn(options);
   return await withDeadline(
     Promise.all(
       cases.map((c) =>

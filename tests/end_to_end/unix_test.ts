@@ -6,7 +6,7 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import {
   asciiUpper,
   needs,
@@ -211,7 +211,11 @@ Deno.test("unix serve() on a path: the per-address limit does not apply, and clo
   await using dir = await tempDir();
   const path = `${dir.path}/upcase.sock`;
   {
-    await using server = serve({ path, maxConnectionsPerIp: 1, onListen() {} });
+    await using server = await serveOn({
+      path,
+      maxConnectionsPerIp: 1,
+      onListen() {},
+    });
     assertEquals(server.addr, { transport: "unix", path });
     // Two at once from the same machine: with TCP the second would be refused.
     using a = await Deno.connect({ transport: "unix", path });

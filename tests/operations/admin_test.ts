@@ -10,7 +10,8 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { serveAdmin } from "../../src/admin/server.ts";
 import type { HttpServeLimits } from "../../src/http/server.ts";
 import { renderMetrics } from "../../src/admin/prometheus.ts";
-import { serve, type ServeOptions } from "../../src/server/serve.ts";
+import type { ServeOptions } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import { ServerStats } from "../../src/server/stats.ts";
 import {
   finish,
@@ -32,8 +33,8 @@ import {
   readExactly,
 } from "../_helpers.ts";
 
-function start(options: ServeOptions = {}, limits: HttpServeLimits = {}) {
-  const server = serve({
+async function start(options: ServeOptions = {}, limits: HttpServeLimits = {}) {
+  const server = await serveOn({
     hostname: "127.0.0.1",
     port: 0,
     onListen() {},
@@ -70,7 +71,7 @@ const CLOSED = /^connection \d+ closed/;
 
 Deno.test("serveAdmin /metrics moves as the traffic predicts and agrees with the close logs", async () => {
   await withLogs(async (logs) => {
-    await using t = start();
+    await using t = await start();
     const sizes = [5, 1000, 70_000];
     for (const [i, size] of sizes.entries()) {
       const data = randomBytes(size, i + 1);
@@ -145,7 +146,7 @@ Deno.test("serveAdmin /metrics moves as the traffic predicts and agrees with the
 
 Deno.test("serveAdmin /metrics counts refusals over the per-address limit", async () => {
   await withLogs(async (logs) => {
-    await using t = start({ maxConnectionsPerIp: 1 });
+    await using t = await start({ maxConnectionsPerIp: 1 });
     const held = await t.connect();
     assertEquals(await roundTrip(held, "a"), "A");
     const refused = await t.connect();
@@ -184,7 +185,7 @@ async function promtool(
 Deno.test({
   ...needs(["promtool"], "serveAdmin /metrics passes promtool check metrics"),
   async fn() {
-    await using t = start();
+    await using t = await start();
     const data = randomBytes(3000, 9);
     await exchange(t.server.addr.port, data);
     const held = await t.connect();
@@ -218,7 +219,7 @@ Deno.test({
 });
 
 Deno.test("serveAdmin /readyz turns 503 draining during a drain, and /healthz stays 200 until the end", async () => {
-  await using t = start({ drainTimeout: 60_000 });
+  await using t = await start({ drainTimeout: 60_000 });
   assertEquals(await get(t.port, "/readyz").then((r) => [r.status, r.body]), [
     200,
     "ready",
@@ -256,7 +257,7 @@ Deno.test("serveAdmin /readyz turns 503 draining during a drain, and /healthz st
 
 Deno.test("serveAdmin /readyz stays 200 at --max-connections, where /metrics shows the pause until a slot frees", async () => {
   await withLogs(async (logs) => {
-    await using t = start({ maxConnections: 1 });
+    await using t = await start({ maxConnections: 1 });
     const held = await t.connect();
     // The accept loop pauses in the same step in which it hands the
     // connection over, so once the echo is back the server is paused.
@@ -288,7 +289,7 @@ Deno.test("serveAdmin /readyz stays 200 at --max-connections, where /metrics sho
 });
 
 Deno.test("serveAdmin /status.json lists the open connections with their bytes", async () => {
-  await using t = start({
+  await using t = await start({
     unicode: true,
     maxConnections: 10,
     idleTimeout: 5000,
@@ -324,7 +325,7 @@ Deno.test("serveAdmin /status.json lists the open connections with their bytes",
 });
 
 Deno.test("serveAdmin answers HEAD, 404 for unknown paths and 405 for other methods", async () => {
-  await using t = start();
+  await using t = await start();
   const head = await fetch(`http://127.0.0.1:${t.port}/metrics`, {
     method: "HEAD",
   });
@@ -346,7 +347,11 @@ Deno.test("serveAdmin answers HEAD, 404 for unknown paths and 405 for other meth
 });
 
 Deno.test("serveAdmin stops when its signal aborts, and shutdown() after that is harmless", async () => {
-  await using server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} });
+  await using server = await serveOn({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+  });
   const controller = new AbortController();
   const admin = serveAdmin({
     hostname: "127.0.0.1",
@@ -366,7 +371,7 @@ Deno.test("serveAdmin stops when its signal aborts, and shutdown() after that is
 
 Deno.test("serveAdmin logs where it listens unless onListen is given", async () => {
   await withLogs(async (logs) => {
-    await using server = serve({
+    await using server = await serveOn({
       hostname: "127.0.0.1",
       port: 0,
       onListen() {},
@@ -385,7 +390,7 @@ Deno.test("serveAdmin logs where it listens unless onListen is given", async () 
 });
 
 Deno.test("serveAdmin answers 408 and closes a request that stops after its first header line", async () => {
-  await using t = start({}, { headerTimeout: 500 });
+  await using t = await start({}, { headerTimeout: 500 });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
   await conn.write(
     new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: probe\r\n"),
@@ -407,7 +412,7 @@ Deno.test("serveAdmin answers 408 and closes a request that stops after its firs
 
 Deno.test("serveAdmin holds clients over its connection limit in the backlog until a slot frees", async () => {
   await withLogs(async (logs) => {
-    await using t = start({}, { maxConnections: 2, headerTimeout: 1000 });
+    await using t = await start({}, { maxConnections: 2, headerTimeout: 1000 });
     const connect = () => Deno.connect({ hostname: "127.0.0.1", port: t.port });
     using a = await connect();
     using b = await connect();
@@ -438,7 +443,7 @@ Deno.test("serveAdmin holds clients over its connection limit in the backlog unt
 for (const hostname of ["0.0.0.0", "::"]) {
   Deno.test(`serveAdmin warns once that ${hostname} exposes the connection table`, async () => {
     await withLogs(async (logs) => {
-      await using server = serve({
+      await using server = await serveOn({
         hostname: "127.0.0.1",
         port: 0,
         onListen() {},
@@ -456,7 +461,7 @@ for (const hostname of ["0.0.0.0", "::"]) {
 for (const hostname of ["127.0.0.1", "127.1.2.3", "::1"]) {
   Deno.test(`serveAdmin does not warn on the loopback address ${hostname}`, async () => {
     await withLogs(async (logs) => {
-      await using server = serve({
+      await using server = await serveOn({
         hostname: "127.0.0.1",
         port: 0,
         onListen() {},

@@ -10,7 +10,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { serveAdmin } from "../../src/admin/server.ts";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import { finish, roundTrip } from "../_admin.ts";
 import { needs, ROOT } from "../_helpers.ts";
 
@@ -20,8 +20,8 @@ const SCREENSHOT = Deno.env.get("UPCASE_SCREENSHOT") === "1";
 // holds, and the page polls once a second.
 const WAIT = { timeout: 15_000 };
 
-function start() {
-  const server = serve({
+async function start() {
+  const server = await serveOn({
     hostname: "127.0.0.1",
     port: 0,
     maxConnections: 1000,
@@ -77,7 +77,7 @@ Deno.test({
     "status page shows the connections a client holds, live, with a moving chart",
   ),
   async fn() {
-    await using t = start();
+    await using t = await start();
     const a = await t.connect();
     const b = await t.connect();
     assertEquals(await roundTrip(a, "hello"), "HELLO");
@@ -151,7 +151,7 @@ Deno.test({
  */
 async function takeScreenshot(
   page: Page,
-  t: ReturnType<typeof start>,
+  t: Awaited<ReturnType<typeof start>>,
 ): Promise<void> {
   const clients = [];
   for (const size of [12, 300, 48_000, 7]) {
@@ -177,7 +177,7 @@ Deno.test({
     "status page fits a 360 px screen: cards stack, the table scrolls",
   ),
   async fn() {
-    await using t = start();
+    await using t = await start();
     const conn = await t.connect();
     assertEquals(await roundTrip(conn, "narrow"), "NARROW");
     const browser = await launch();

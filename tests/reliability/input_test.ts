@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import { Utf8Upcaser } from "../../src/kernels/unicode_upcase.ts";
 import { recordFigure, scale } from "../_figures.ts";
 import { asciiUpper, exchange, randomBytes, utf8 } from "../_helpers.ts";
@@ -53,7 +53,7 @@ async function sendInRandomChunks(
 for (const unicode of [false, true]) {
   const mode = unicode ? "unicode" : "ascii";
   Deno.test(`server in ${mode} mode returns random bytes in random chunkings byte-exact`, async () => {
-    await using server = serve({
+    await using server = await serveOn({
       hostname: "127.0.0.1",
       port: 0,
       unicode,
@@ -86,7 +86,11 @@ for (const unicode of [false, true]) {
 }
 
 Deno.test("server handles zero-length, 1-byte and single 16 MiB writes", async () => {
-  await using server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} });
+  await using server = await serveOn({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+  });
   const conn = await Deno.connect({
     hostname: "127.0.0.1",
     port: server.addr.port,
@@ -115,7 +119,11 @@ Deno.test("server handles zero-length, 1-byte and single 16 MiB writes", async (
 });
 
 Deno.test("server is not disturbed by clients that connect and send nothing", async () => {
-  await using server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} });
+  await using server = await serveOn({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+  });
   const port = server.addr.port;
   const silent = await Promise.all(
     Array.from(

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { configureSync, type LogRecord, resetSync } from "@logtape/logtape";
-import { serve } from "../../src/server/serve.ts";
+import { serveOn } from "../_transport.ts";
 import { recordFigure } from "../_figures.ts";
 import { readAll, utf8 } from "../_helpers.ts";
 
@@ -62,7 +62,7 @@ function connect(port: number) {
 
 Deno.test("serve at --max-connections stops accepting until a connection closes", async () => {
   await withLogs(async ({ messages, until }) => {
-    await using server = serve({
+    await using server = await serveOn({
       hostname: "127.0.0.1",
       port: 0,
       maxConnections: 2,
@@ -116,7 +116,7 @@ Deno.test("serve at --max-connections stops accepting until a connection closes"
 
 Deno.test("serve at --max-connections-per-ip closes further connections from that address", async () => {
   await withLogs(async ({ messages, until }) => {
-    await using server = serve({
+    await using server = await serveOn({
       hostname: "127.0.0.1",
       port: 0,
       maxConnectionsPerIp: 2,
@@ -154,7 +154,7 @@ Deno.test("serve at --max-connections-per-ip closes further connections from tha
 
 Deno.test("serve closes a connection idle for --idle-timeout, and no busy one", async () => {
   await withLogs(async ({ until }) => {
-    await using server = serve({
+    await using server = await serveOn({
       hostname: "127.0.0.1",
       port: 0,
       idleTimeout: 150,

@@ -1,0 +1,229 @@
+import net from "node:net";
+import tls from "node:tls";
+import type { TlsPem } from "../../tls/pem.ts";
+import type { Addr, Conn, Listener, ListenTarget } from "../types.ts";
+import { NodeConn } from "./conn.ts";
+
+// The engine accepts every connection as it arrives, where Deno.listen
+// leaves them in the kernel's backlog until the server asks. Those the
+// server has not taken yet wait here, paused and unread; past this many
+// (the kernel's default backlog), a new one is reset, as a full backlog
+// would turn it away.
+const MAX_WAITING = 511;
+
+/**
+ * Opens the server's listener on Deno's `node:net` engine, which reads on
+ * readiness rather than on each read call. This is the one place that
+ * listens with it.
+ *
+ * TLS runs per connection, on a `node:tls` socket over the accepted one, so
+ * that the handshake belongs to the connection's task and its deadline; a
+ * reload swaps the context that new connections get, and the port never
+ * closes.
+ *
+ * @param target The transport and the address.
+ * @returns the listener, once it listens; it rejects if it cannot, with the
+ * error `Deno.listen` would have thrown (`AddrInUse`, ...).
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { listenNode } from "./listen.ts";
+ *
+ * const listener = await listenNode({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
+ * using client = await Deno.connect({ hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port });
+ * const conn = await listener.accept();
+ * await client.write(new Uint8Array([104, 105]));
+ * const buffer = new Uint8Array(8);
+ * assertEquals(await conn.read(buffer), 2);
+ * conn.close();
+ * listener.close();
+ * ```
+ */
+export async function listenNode(target: ListenTarget): Promise<Listener> {
+  const server = net.createServer({
+    allowHalfOpen: true,
+    pauseOnConnect: true,
+    noDelay: true,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      const ready = () => {
+        server.off("error", reject);
+        resolve();
+      };
+      if (target.transport === "unix") server.listen(target.path, ready);
+      else {
+        const { hostname: host, port, reusePort } = target;
+        server.listen(
+          { host, port, ...(reusePort ? { reusePort } : {}) },
+          ready,
+        );
+      }
+    });
+  } catch (err) {
+    throw denoError(err);
+  }
+  return new NodeListener(server, target);
+}
+
+interface PendingAccept {
+  resolve(conn: Conn): void;
+  reject(err: unknown): void;
+}
+
+class NodeListener implements Listener {
+  readonly addr: Addr;
+  readonly #server: net.Server;
+  // What arrived while nobody was accepting: sockets, and accept errors in
+  // their place, in order.
+  readonly #waiting: (net.Socket | Error)[] = [];
+  #accepting: PendingAccept | undefined;
+  #closed = false;
+  #context: tls.SecureContext | undefined;
+
+  constructor(server: net.Server, target: ListenTarget) {
+    this.#server = server;
+    this.addr = listenerAddr(server, target);
+    if (target.transport === "tls") {
+      this.#context = secureContext(target.pem);
+      this.reloadTls = (pem) => {
+        // Throws on a pair that does not match; the old context stays.
+        this.#context = secureContext(pem);
+        return Promise.resolve(0);
+      };
+    }
+    server.on("connection", (socket: net.Socket) => this.#arrived(socket));
+    server.on("error", (err) => this.#hand(denoError(err)));
+  }
+
+  readonly reloadTls?: (pem: TlsPem) => Promise<number>;
+
+  accept(): Promise<Conn> {
+    if (this.#closed) return Promise.reject(closedError());
+    const next = this.#waiting.shift();
+    if (next instanceof Error) return Promise.reject(next);
+    if (next) return Promise.resolve(this.#wrap(next));
+    return new Promise((resolve, reject) => {
+      this.#accepting = { resolve, reject };
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const next of this.#waiting.splice(0)) {
+      if (!(next instanceof Error)) next.destroy();
+    }
+    const accepting = this.#accepting;
+    this.#accepting = undefined;
+    accepting?.reject(closedError());
+  }
+
+  #arrived(socket: net.Socket): void {
+    if (this.#closed || this.#waiting.length >= MAX_WAITING) {
+      socket.resetAndDestroy();
+      return;
+    }
+    if (this.addr.transport === "tcp" && socket.remoteAddress === undefined) {
+      // Reset before the engine took it, as accept(2) reports with
+      // ECONNABORTED; the accept loop skips it the same way.
+      socket.destroy();
+      return this.#hand(abortedError());
+    }
+    this.#hand(socket);
+  }
+
+  // Gives the next connection or accept error to the pending accept(), or
+  // keeps it for the next one.
+  #hand(next: net.Socket | Error): void {
+    const accepting = this.#accepting;
+    this.#accepting = undefined;
+    if (!accepting) this.#waiting.push(next);
+    else if (next instanceof Error) accepting.reject(next);
+    else accepting.resolve(this.#wrap(next));
+  }
+
+  #wrap(socket: net.Socket): Conn {
+    const addrs = { remote: remoteAddr(socket, this.addr), local: this.addr };
+    if (!this.#context) return new NodeConn(socket, addrs);
+    const secure = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: this.#context,
+      // As on the socket itself: the replies go on after the client's end.
+      allowHalfOpen: true,
+    } as tls.TLSSocketOptions);
+    return new NodeConn(secure, addrs, handshakeOf(secure));
+  }
+}
+
+function listenerAddr(server: net.Server, target: ListenTarget): Addr {
+  if (target.transport === "unix") {
+    return { transport: "unix", path: target.path };
+  }
+  const { address, port } = server.address() as net.AddressInfo;
+  return { transport: "tcp", hostname: address, port };
+}
+
+function remoteAddr(socket: net.Socket, local: Addr): Deno.Addr {
+  if (local.transport === "unix") return { transport: "unix", path: "" };
+  return {
+    transport: "tcp",
+    hostname: socket.remoteAddress ?? "",
+    port: socket.remotePort ?? 0,
+  };
+}
+
+function secureContext(pem: TlsPem): tls.SecureContext {
+  return tls.createSecureContext({ cert: pem.cert, key: pem.key });
+}
+
+// The handshake has started by the time the task asks for it; this is its
+// end, whichever comes first.
+function handshakeOf(socket: tls.TLSSocket): () => Promise<void> {
+  const done = new Promise<void>((resolve, reject) => {
+    socket.once("secure", resolve);
+    socket.once("error", reject);
+    socket.once(
+      "close",
+      () =>
+        reject(
+          new Deno.errors.UnexpectedEof("closed during the TLS handshake"),
+        ),
+    );
+  });
+  // Settled by the task's await, or never asked for: not unhandled.
+  done.catch(() => {});
+  return () => done;
+}
+
+function abortedError(): Error {
+  return Object.assign(
+    new Deno.errors.ConnectionAborted(
+      "the connection was reset before it was accepted",
+    ),
+    { code: "ECONNABORTED" },
+  );
+}
+
+function closedError(): Error {
+  return new Deno.errors.BadResource("the listener is closed");
+}
+
+// The callers know the errors of Deno.listen; the engine's carry a code.
+function denoError(err: unknown): Error {
+  const { code, message } = err as { code?: string; message?: string };
+  switch (code) {
+    case "EADDRINUSE":
+      return new Deno.errors.AddrInUse(message);
+    case "EADDRNOTAVAIL":
+      return new Deno.errors.AddrNotAvailable(message);
+    case "EACCES":
+    case "EPERM":
+      return new Deno.errors.PermissionDenied(message);
+    default:
+      return err instanceof Error ? err : new Error(String(err));
+  }
+}
