@@ -41,3 +41,26 @@ export function serveOn(
 ): Promise<UpcaseServer> {
   return startServer({ transport: TRANSPORT, ...options } as ServeOptions);
 }
+
+/**
+ * Test options that run a test on the deno transport only, and on node
+ * skip it with the reason in its name. Each use is a known difference
+ * between the transports, written down in docs/deno_upstream.md.
+ *
+ * @param test The test's name, or its options from `needs()`.
+ * @param reason Why it cannot run on node.
+ */
+export function denoTransportOnly(
+  test: string | { name: string; ignore: boolean },
+  reason: string,
+): { name: string; ignore: boolean } {
+  const { name, ignore } = typeof test === "string"
+    ? { name: test, ignore: false }
+    : test;
+  if (TRANSPORT === "deno") return { name, ignore };
+  return { name: `${name} (skipped on ${TRANSPORT}: ${reason})`, ignore: true };
+}
+
+/** Why the descriptor-exhaustion tests cannot run on node. */
+export const EMFILE_SILENT =
+  "the engine reports no accept error when descriptors run out, so the log line these tests wait for never comes (docs/deno_upstream.md)";

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { denoTransportOnly, EMFILE_SILENT } from "../_transport.ts";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { startWorkers } from "../../bench/capacity.ts";
 import { parseMetrics, rawExchange, roundTrip, sample } from "../_admin.ts";
@@ -132,9 +133,12 @@ Deno.test("upcase --admin on a port in use prints one line and exits 1", async (
 });
 
 Deno.test({
-  ...needs(
-    ["curl"],
-    "upcase --admin survives running out of descriptors: probes are answered once some free up, and every data connection is kept",
+  ...denoTransportOnly(
+    needs(
+      ["curl"],
+      "upcase --admin survives running out of descriptors: probes are answered once some free up, and every data connection is kept",
+    ),
+    EMFILE_SILENT,
   ),
   async fn() {
     await using server = await startStarved(["--admin", "127.0.0.1:0"]);
@@ -242,9 +246,12 @@ Deno.test({
 });
 
 Deno.test({
-  ...needs(
-    ["curl"],
-    "upcase --workers 2 --admin: a scrape while both workers are out of descriptors kills neither",
+  ...denoTransportOnly(
+    needs(
+      ["curl"],
+      "upcase --workers 2 --admin: a scrape while both workers are out of descriptors kills neither",
+    ),
+    EMFILE_SILENT,
   ),
   async fn() {
     await using server = await startWorkers(2, {

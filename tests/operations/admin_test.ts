@@ -11,7 +11,7 @@ import { serveAdmin } from "../../src/admin/server.ts";
 import type { HttpServeLimits } from "../../src/http/server.ts";
 import { renderMetrics } from "../../src/admin/prometheus.ts";
 import type { ServeOptions } from "../../src/server/serve.ts";
-import { serveOn } from "../_transport.ts";
+import { serveOn, TRANSPORT } from "../_transport.ts";
 import { ServerStats } from "../../src/server/stats.ts";
 import {
   finish,
@@ -305,6 +305,7 @@ Deno.test("serveAdmin /status.json lists the open connections with their bytes",
   assertEquals(json.addr, `127.0.0.1:${t.server.addr.port}`);
   assertEquals(json.deno, Deno.version.deno);
   assertEquals(json.settings, {
+    transport: TRANSPORT,
     unicode: true,
     drainTimeout: 10_000,
     maxConnections: 10,

@@ -1,3 +1,4 @@
+import { denoTransportOnly, EMFILE_SILENT } from "../_transport.ts";
 import { assert, assertEquals } from "@std/assert";
 import { verifiedExchange } from "../../bench/loadgen.ts";
 import { recordFigure, scale } from "../_figures.ts";
@@ -6,7 +7,12 @@ import { randomBytes, ROOT, ServerProcess } from "../_helpers.ts";
 const FD_LIMIT = 128;
 const CLIENTS = scale(300, 1000);
 
-Deno.test("server survives running out of file descriptors and serves again once they free up", async () => {
+Deno.test({
+  ...denoTransportOnly(
+    "server survives running out of file descriptors and serves again once they free up",
+    EMFILE_SILENT,
+  ),
+}, async () => {
   // `ulimit -n` applies to the server process only; the test keeps its own.
   await using server = await ServerProcess.start([], {
     command: [

@@ -10,6 +10,8 @@ import { NodeConn } from "./conn.ts";
 // (the kernel's default backlog), a new one is reset, as a full backlog
 // would turn it away.
 const MAX_WAITING = 511;
+// How often a listener with a waiting accept() is re-armed (see #rearmSoon).
+const REARM_MS = 500;
 
 /**
  * Opens the server's listener on Deno's `node:net` engine, which reads on
@@ -82,6 +84,7 @@ class NodeListener implements Listener {
   #accepting: PendingAccept | undefined;
   #closed = false;
   #context: tls.SecureContext | undefined;
+  #rearmTimer: number | undefined;
 
   constructor(server: net.Server, target: ListenTarget) {
     this.#server = server;
@@ -107,12 +110,30 @@ class NodeListener implements Listener {
     if (next) return Promise.resolve(this.#wrap(next));
     return new Promise((resolve, reject) => {
       this.#accepting = { resolve, reject };
+      this.#rearmSoon();
     });
+  }
+
+  // Deno 2.9's engine stops accepting for good after accept(2) fails with
+  // EMFILE, silently (docs/deno_upstream.md); listening again on the same
+  // socket starts it again, and is harmless otherwise. So while an accept
+  // waits, the listener is re-armed now and then.
+  #rearmSoon(): void {
+    if (this.#rearmTimer !== undefined) return;
+    const timer = setTimeout(() => {
+      this.#rearmTimer = undefined;
+      if (this.#closed || !this.#accepting) return;
+      rearm(this.#server);
+      this.#rearmSoon();
+    }, REARM_MS) as unknown as number;
+    Deno.unrefTimer(timer);
+    this.#rearmTimer = timer;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#rearmTimer);
     this.#server.close();
     for (const next of this.#waiting.splice(0)) {
       if (!(next instanceof Error)) next.destroy();
@@ -157,6 +178,13 @@ class NodeListener implements Listener {
     } as tls.TLSSocketOptions);
     return new NodeConn(secure, addrs, handshakeOf(secure));
   }
+}
+
+function rearm(server: net.Server): void {
+  const handle = (server as unknown as {
+    _handle?: { listen?: (backlog: number) => number };
+  })._handle;
+  handle?.listen?.(MAX_WAITING);
 }
 
 function listenerAddr(server: net.Server, target: ListenTarget): Addr {
