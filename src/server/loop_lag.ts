@@ -19,11 +19,11 @@ export interface LoopLagOptions {
    */
   now?: () => number;
   /**
-   * Calls `tick` once after `ms`, and returns a function that cancels it;
-   * replaceable for tests. By default an unref'd timer, which never keeps
-   * the process alive.
+   * Calls `tick` every `ms`, each time `ms` after the last call began, and
+   * returns a function that stops it; replaceable for tests. By default an
+   * unref'd `setInterval`, which never keeps the process alive.
    */
-  schedule?: (tick: () => void, ms: number) => () => void;
+  every?: (tick: () => void, ms: number) => () => void;
 }
 
 /** A timer every 100 ms: ten wake-ups a second, nothing per connection. */
@@ -32,8 +32,11 @@ const INTERVAL_MS = 100;
 const SUSTAIN_MS = 3000;
 /** How long it must stay below again before the recovery is logged. */
 const RECOVER_MS = 5000;
-/** The gauge's window: one slot per second, for the last 10 s. */
-const WINDOW_SLOTS = 10;
+/**
+ * The gauge's window: one slot per second, 11 of them, so that a lag stays
+ * on the gauge for at least 10 s, whatever moment in its second it came.
+ */
+const WINDOW_SLOTS = 11;
 
 interface Episode {
   since: number;
@@ -42,10 +45,14 @@ interface Episode {
   belowSince: number | undefined;
 }
 
-function unrefTimeout(tick: () => void, ms: number): () => void {
-  const timer = setTimeout(tick, ms);
+// An interval rather than a timeout armed again on each tick: Deno then
+// starts the next wait from when the tick ran, as a timeout would, for
+// about a quarter less CPU (measured in a bare script, ten ticks a second:
+// 0.27% against 0.37% of a core).
+function unrefInterval(tick: () => void, ms: number): () => void {
+  const timer = setInterval(tick, ms);
   Deno.unrefTimer(timer);
-  return () => clearTimeout(timer);
+  return () => clearInterval(timer);
 }
 
 function round(ms: number, digits: number): number {
@@ -58,7 +65,7 @@ function round(ms: number, digits: number): number {
  * when it fired with when it was due. Everything on one thread waits
  * behind a busy or stalled loop, so this is how long any connection waits
  * to be served. {@linkcode LoopLag.recentSeconds} is the worst lag of the
- * last 10 s, so that a scrape every 10 s misses no stall, and
+ * last 10 s or a little more, so that a scrape every 10 s misses no stall, and
  * {@linkcode LoopLag.maxSeconds} the worst since it started.
  *
  * A lag above {@linkcode LAG_THRESHOLD_MS} on every tick for 3 s logs one
@@ -83,7 +90,7 @@ function round(ms: number, digits: number): number {
  * using lag = new LoopLag({
  *   logger: getLogger(["t"]),
  *   now: () => now,
- *   schedule: (fn) => (tick = fn, () => {}),
+ *   every: (fn) => (tick = fn, () => {}),
  * });
  * lag.start();
  * now = 4100; // due at 100, the loop was stuck for 4 s
@@ -97,7 +104,7 @@ function round(ms: number, digits: number): number {
 export class LoopLag implements Disposable {
   readonly #logger: Logger;
   readonly #now: () => number;
-  readonly #schedule: (tick: () => void, ms: number) => () => void;
+  readonly #every: (tick: () => void, ms: number) => () => void;
   // The worst lag in each of the last seconds, and which second it was.
   readonly #slotLag = new Float64Array(WINDOW_SLOTS);
   readonly #slotSecond = new Float64Array(WINDOW_SLOTS).fill(-Infinity);
@@ -113,10 +120,10 @@ export class LoopLag implements Disposable {
   constructor(options: LoopLagOptions) {
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
-    this.#schedule = options.schedule ?? unrefTimeout;
+    this.#every = options.every ?? unrefInterval;
   }
 
-  /** The worst lag of the last 10 s, in seconds. */
+  /** The worst lag of the last 10 to 11 s, in seconds. */
   get recentSeconds(): number {
     const second = Math.floor(this.#now() / 1000);
     let worst = 0;
@@ -136,11 +143,11 @@ export class LoopLag implements Disposable {
   /** Starts measuring; a second call does nothing. */
   start(): void {
     if (this.#cancel) return;
-    const due = this.#now() + INTERVAL_MS;
-    this.#cancel = this.#schedule(() => {
-      this.#cancel = undefined;
-      this.#observe(Math.max(0, this.#now() - due));
-      this.start();
+    let last = this.#now();
+    this.#cancel = this.#every(() => {
+      const now = this.#now();
+      this.#observe(Math.max(0, now - last - INTERVAL_MS));
+      last = now;
     }, INTERVAL_MS);
   }
 

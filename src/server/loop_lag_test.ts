@@ -8,7 +8,7 @@ import {
 import { LAG_THRESHOLD_MS, LoopLag } from "./loop_lag.ts";
 
 // A LoopLag on a clock the test moves, whose timer fires when the test
-// says: `run(ms)` lets the loop be `ms` late on the next tick.
+// says: `tick(ms)` lets the loop be `ms` late on the next tick.
 function fakeLoop() {
   const records: LogRecord[] = [];
   configureSync({
@@ -20,14 +20,14 @@ function fakeLoop() {
     ],
   });
   let now = 1_000_000;
-  let pending: (() => void) | undefined;
+  let timer: (() => void) | undefined;
   const lag = new LoopLag({
     logger: getLogger(["lag"]),
     now: () => now,
-    schedule(tick, ms) {
+    every(tick, ms) {
       assertEquals(ms, 100);
-      pending = tick;
-      return () => pending = undefined;
+      timer = tick;
+      return () => timer = undefined;
     },
   });
   lag.start();
@@ -38,9 +38,7 @@ function fakeLoop() {
     /** The next tick fires `late` ms after it was due. */
     tick(late = 0) {
       now += 100 + late;
-      const fire = pending!;
-      pending = undefined;
-      fire();
+      timer!();
     },
     /** Ticks on time for `ms`. */
     idle(ms: number) {
@@ -102,9 +100,9 @@ Deno.test("LoopLag shows a blocked loop's lag, and its episode logs one warning 
 Deno.test("LoopLag shows a short stall for 10 s and logs nothing for it", () => {
   using loop = fakeLoop();
   loop.tick(2900);
-  loop.idle(9000);
+  loop.idle(10_000);
   assertEquals([loop.lag.recentSeconds, loop.lag.maxSeconds], [2.9, 2.9]);
-  loop.idle(1100);
+  loop.idle(1000);
   assertEquals([loop.lag.recentSeconds, loop.lag.maxSeconds], [0, 2.9]);
   // A lag at the threshold is not above it.
   for (let i = 0; i < 100; i++) loop.tick(LAG_THRESHOLD_MS);
@@ -116,12 +114,12 @@ Deno.test("LoopLag measures a real timer held up by a busy loop", async () => {
   const ticked = Promise.withResolvers<void>();
   using lag = new LoopLag({
     logger: getLogger(["lag"]),
-    schedule(tick, ms) {
-      const timer = setTimeout(() => {
+    every(tick, ms) {
+      const timer = setInterval(() => {
         tick();
         ticked.resolve();
       }, ms);
-      return () => clearTimeout(timer);
+      return () => clearInterval(timer);
     },
   });
   lag.start();
