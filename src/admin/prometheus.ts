@@ -157,6 +157,18 @@ export function renderMetrics(stats: StatsSnapshot, info: BuildInfo): string {
       [[{}, stats.draining ? 1 : 0]],
     ),
     family(
+      "upcase_event_loop_lag_seconds",
+      "gauge",
+      "Worst event loop lag of the last 10 s: how late connections were served. With --workers, the worst worker's.",
+      [[{}, stats.eventLoopLagSeconds]],
+    ),
+    family(
+      "upcase_event_loop_lag_max_seconds",
+      "gauge",
+      "Worst event loop lag since the server started. With --workers, the worst of the workers serving now.",
+      [[{}, stats.eventLoopLagMaxSeconds]],
+    ),
+    family(
       "upcase_accepting_paused",
       "gauge",
       "1 while accepting is paused at --max-connections, else 0.",

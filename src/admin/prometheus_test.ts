@@ -121,6 +121,16 @@ Deno.test("renderMetrics reports draining, paused and uptime as gauges", () => {
   assertEquals(sample(m, "upcase_accepting_paused"), 1);
 });
 
+Deno.test("renderMetrics reports the event loop's lag, recent and worst, in seconds", () => {
+  const stats = statsAt({ now: 0 });
+  let m = parseMetrics(renderMetrics(stats.snapshot([]), INFO));
+  assertEquals(sample(m, "upcase_event_loop_lag_seconds"), 0);
+  stats.lag = { recentSeconds: 0.25, maxSeconds: 1.5 };
+  m = parseMetrics(renderMetrics(stats.snapshot([]), INFO));
+  assertEquals(sample(m, "upcase_event_loop_lag_seconds"), 0.25);
+  assertEquals(sample(m, "upcase_event_loop_lag_max_seconds"), 1.5);
+});
+
 Deno.test("renderMetrics gives every sample's family a HELP and a TYPE line", () => {
   const stats = statsAt({ now: 0 });
   stats.acceptFailed(Object.assign(new Error("x"), { code: "EMFILE" }));
@@ -156,6 +166,8 @@ Deno.test("renderMetrics gives every sample's family a HELP and a TYPE line", ()
       "upcase_connections_refused_total",
       "upcase_connections_total",
       "upcase_draining",
+      "upcase_event_loop_lag_max_seconds",
+      "upcase_event_loop_lag_seconds",
       "upcase_proxy_rejected_total",
       "upcase_uptime_seconds",
     ],

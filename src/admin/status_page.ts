@@ -1,3 +1,5 @@
+import { LAG_THRESHOLD_MS } from "../server/loop_lag.ts";
+
 // The page is one self-contained document: an operator may open it on a
 // machine with no internet access, and the admin endpoint forbids outside
 // assets with its Content-Security-Policy anyway.
@@ -82,15 +84,18 @@ th:nth-child(2), td:nth-child(2) { text-align: left; }
 tbody tr:nth-child(even) { background: var(--row); }
 tbody tr:hover { outline: 1px solid var(--in); }
 td.idle-long { color: var(--warn); }
+dd[data-high="true"] { color: var(--warn); font-weight: 600; }
 .note { color: var(--muted); margin: .5rem 0 0; }
 footer { padding: 0 1rem 1rem; color: var(--muted); font-size: .8rem; text-align: center; }
 footer a { color: inherit; }
 `;
 
-// Written without template literals and `${`, since it sits inside one.
+// Written without template literals and `${`, since it sits inside one;
+// the one `${` below puts the lag threshold in from the server's code.
 const SCRIPT = `
 "use strict";
 var POLL_MS = 1000, SAMPLES = 60, W = 600, MID = 80;
+var LAG_HIGH_S = ${LAG_THRESHOLD_MS / 1000};
 // updates counts every sample ever taken: the chart keeps only the last 60.
 var samples = [], previous = null, updates = 0;
 var $ = function (id) { return document.getElementById(id); };
@@ -113,6 +118,7 @@ function pair(big, bigUnit, small, smallUnit) {
   return Math.floor(big) + " " + bigUnit + (rest ? " " + rest + " " + smallUnit : "");
 }
 function millis(ms, zero) { return ms === 0 ? zero : seconds(ms / 1000); }
+function lag(s) { return s < 1 ? Math.round(s * 1000) + " ms" : seconds(s); }
 function limit(n) { return n === 0 ? "no limit" : count.format(n); }
 
 function cell(row, field, text, extra) {
@@ -200,6 +206,8 @@ function render(s) {
   set("listen-drain", millis(s.settings.drainTimeout, "none"));
   set("total-active", count.format(s.activeTotal));
   set("total-waiting", count.format(st.waiting || 0));
+  set("total-lag", lag(st.eventLoopLagSeconds) + " · worst " + lag(st.eventLoopLagMaxSeconds));
+  $("total-lag").dataset.high = String(st.eventLoopLagSeconds > LAG_HIGH_S);
   set("total-accepted", count.format(st.accepted));
   set("total-refused", count.format(st.refused));
   set("total-in", bytes(st.bytesIn));
@@ -269,6 +277,7 @@ const BODY = `
     <dl>
       <dt>active</dt><dd id="total-active">…</dd>
       <dt>waiting</dt><dd id="total-waiting">…</dd>
+      <dt>event loop lag</dt><dd id="total-lag">…</dd>
       <dt>accepted</dt><dd id="total-accepted">…</dd>
       <dt>closed</dt><dd id="total-closed">…</dd>
       <dt>refused</dt><dd id="total-refused">…</dd>
@@ -323,7 +332,8 @@ const BODY = `
 
 /**
  * The admin endpoint's live status page, in the spirit of HAProxy's: the
- * listener and its settings, totals, the open connections, and a throughput
+ * listener and its settings, totals, the event loop's lag (marked above the
+ * threshold that the log warns of), the open connections, and a throughput
  * chart. It polls `status.json`, next to it, every second. Everything is
  * inline, so it works offline, and it reflows down to a 360 px screen.
  *

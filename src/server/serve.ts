@@ -8,6 +8,7 @@ import type { Conn, Listener } from "../transport/types.ts";
 import { acceptLoop } from "./accept_loop.ts";
 import { AdmissionControl } from "./admission_control.ts";
 import { Connections, type DrainSummary } from "./connections.ts";
+import { LoopLag } from "./loop_lag.ts";
 import {
   type ResolvedServeOptions,
   resolveServeOptions,
@@ -185,6 +186,8 @@ class Server implements UpcaseServer {
   readonly #parts: ServerParts;
   readonly #closing = new AbortController();
   readonly #stats = new ServerStats();
+  // In the server rather than a transport, so that it covers every one.
+  readonly #lag = new LoopLag({ logger: log });
   readonly #connections: Connections;
   readonly #admission: AdmissionControl;
   readonly #loop: Promise<void>;
@@ -198,6 +201,8 @@ class Server implements UpcaseServer {
     this.#parts = parts;
     this.addr = parts.listener.addr;
     const stats = this.#stats;
+    stats.lag = this.#lag;
+    this.#lag.start();
     const { sharedLimits } = parts;
     this.#connections = new Connections({
       // The whole server's limit, with --workers, is the shared limits'.
@@ -351,6 +356,7 @@ class Server implements UpcaseServer {
     }
     await this.#loop.catch(() => {});
     const summary = await this.#connections.drain(this.#options.drainTimeout);
+    this.#lag[Symbol.dispose]();
     log.info("shutdown complete: {drained} drained, {cut} cut", { ...summary });
     return summary;
   }

@@ -101,6 +101,22 @@ export interface StatsSnapshot {
   waiting: number;
   /** Seconds since the server started. */
   uptimeSeconds: number;
+  /**
+   * The event loop's worst lag in the last 10 s, in seconds: how late any
+   * connection was served (see `LoopLag`); with `--workers`, the worst
+   * worker's.
+   */
+  eventLoopLagSeconds: number;
+  /** The event loop's worst lag since the server started, in seconds. */
+  eventLoopLagMaxSeconds: number;
+}
+
+/** Where a snapshot reads the event loop's lag, such as a `LoopLag`. */
+export interface LagReading {
+  /** The worst lag of the last few seconds. */
+  readonly recentSeconds: number;
+  /** The worst lag since it started. */
+  readonly maxSeconds: number;
 }
 
 /**
@@ -145,6 +161,8 @@ export class ServerStats {
   paused = false;
   /** Connections accepted and waiting for a shared limit's slot. */
   waiting = 0;
+  /** The event loop's lag; without one, snapshots say 0. */
+  lag: LagReading | undefined;
 
   /**
    * Starts counting.
@@ -241,6 +259,8 @@ export class ServerStats {
       paused: this.paused,
       waiting: this.waiting,
       uptimeSeconds: (now - this.#startedAt) / 1000,
+      eventLoopLagSeconds: this.lag?.recentSeconds ?? 0,
+      eventLoopLagMaxSeconds: this.lag?.maxSeconds ?? 0,
     };
   }
 }

@@ -1,5 +1,10 @@
 import type { StatsSnapshot } from "../server/stats.ts";
 
+type Highest =
+  | "uptimeSeconds"
+  | "eventLoopLagSeconds"
+  | "eventLoopLagMaxSeconds";
+
 type Mergeable = number | boolean | string | Mergeable[] | {
   [key: string]: Mergeable;
 };
@@ -38,7 +43,9 @@ function merge(a: Mergeable, b: Mergeable): Mergeable {
  * Adds up the snapshots of several workers into totals for the whole
  * server: counters and byte totals are summed, the open connections joined,
  * and `draining` or `paused` is true if it is for any of them. The uptime is
- * the longest one's; the supervisor replaces it with its own.
+ * the longest one's (the supervisor replaces it with its own), and the
+ * event loop's lag the worst one's: one worker that lags serves its share
+ * of clients that late, whatever the others do.
  *
  * @param snapshots One snapshot per worker; at least one.
  * @returns the totals.
@@ -66,6 +73,11 @@ export function mergeSnapshots(snapshots: StatsSnapshot[]): StatsSnapshot {
   for (const next of rest) {
     total = merge(total, next as unknown as Mergeable);
   }
-  const uptimeSeconds = Math.max(...snapshots.map((s) => s.uptimeSeconds));
-  return { ...(total as unknown as StatsSnapshot), uptimeSeconds };
+  const highest = (key: Highest) => Math.max(...snapshots.map((s) => s[key]));
+  return {
+    ...(total as unknown as StatsSnapshot),
+    uptimeSeconds: highest("uptimeSeconds"),
+    eventLoopLagSeconds: highest("eventLoopLagSeconds"),
+    eventLoopLagMaxSeconds: highest("eventLoopLagMaxSeconds"),
+  };
 }

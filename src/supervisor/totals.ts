@@ -3,7 +3,8 @@ import { mergeSnapshots } from "./merge.ts";
 import type { WorkerStats } from "./worker_protocol.ts";
 
 // What an exited worker leaves in the totals: its counters, none of its
-// gauges.
+// gauges (its lag included: the workers serving now are the ones that make
+// clients wait).
 function countersOnly(last: StatsSnapshot): StatsSnapshot {
   return {
     ...last,
@@ -13,6 +14,8 @@ function countersOnly(last: StatsSnapshot): StatsSnapshot {
     paused: false,
     waiting: 0,
     uptimeSeconds: 0,
+    eventLoopLagSeconds: 0,
+    eventLoopLagMaxSeconds: 0,
   };
 }
 

@@ -72,3 +72,27 @@ Deno.test("WorkerTotals are all zero before any worker answers", () => {
   const total = new WorkerTotals().total();
   assertEquals([total.accepted, total.open, total.active], [0, 0, []]);
 });
+
+Deno.test("WorkerTotals show the worst worker's event loop lag, not the sum, and an exited worker's leaves with it", () => {
+  const lagging = (recentSeconds: number, maxSeconds: number) => {
+    const stats = new ServerStats();
+    stats.lag = { recentSeconds, maxSeconds };
+    return stats.snapshot([]);
+  };
+  const totals = new WorkerTotals();
+  totals.report(1, lagging(0.002, 0.05));
+  totals.report(2, lagging(1.5, 1.5));
+  totals.report(3, lagging(0.001, 2));
+  let total = totals.total();
+  assertEquals([total.eventLoopLagSeconds, total.eventLoopLagMaxSeconds], [
+    1.5,
+    2,
+  ]);
+  totals.retire(2);
+  totals.retire(3);
+  total = totals.total();
+  assertEquals([total.eventLoopLagSeconds, total.eventLoopLagMaxSeconds], [
+    0.002,
+    0.05,
+  ]);
+});

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertGreaterOrEqual,
+  assertRejects,
+} from "@std/assert";
 import { serveAdmin } from "../../src/admin/server.ts";
 import type { HttpServeLimits } from "../../src/http/server.ts";
 import { renderMetrics } from "../../src/admin/prometheus.ts";
@@ -190,7 +195,21 @@ Deno.test({
     await exchange(t.server.addr.port, data);
     const held = await t.connect();
     assertEquals(await roundTrip(held, "x"), "X");
-    const { body } = await get(t.port, "/metrics");
+    // A lag to show: this process's loop is the server's, and a timer due
+    // at most 100 ms into the stall fires 150 ms late or more.
+    const until = performance.now() + 250;
+    while (performance.now() < until) { /* busy, as a long computation */ }
+    let body = "";
+    for (let i = 0; i < 20; i++) {
+      body = (await get(t.port, "/metrics")).body;
+      if (sample(parseMetrics(body), "upcase_event_loop_lag_seconds") >= 0.15) {
+        break;
+      }
+    }
+    assertGreaterOrEqual(
+      sample(parseMetrics(body), "upcase_event_loop_lag_max_seconds"),
+      0.15,
+    );
     const live = await promtool(body);
     assertEquals(live, { code: 0, output: "" }, body);
     await finish(held);
@@ -198,6 +217,7 @@ Deno.test({
     // Samples a live server rarely has: accept errors, and label values that
     // need escaping.
     const stats = new ServerStats();
+    stats.lag = { recentSeconds: 0.000001, maxSeconds: 12345.678901 };
     stats.acceptFailed(Object.assign(new Error("x"), { code: "EMFILE" }));
     stats.closed({ bytesIn: 1, bytesOut: 1, reason: "idle" }, 4000);
     const odd = renderMetrics(stats.snapshot([]), {

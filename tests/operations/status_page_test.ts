@@ -113,6 +113,15 @@ Deno.test({
       );
       assertEquals(await page.textContent("#listen-max"), "1,000");
 
+      // This process's event loop is the server's, so holding it up is a
+      // real stall: a timer due at most 100 ms in fires 200 ms late or more.
+      const until = performance.now() + 300;
+      while (performance.now() < until) { /* busy, as a long computation */ }
+      await page.locator('#total-lag[data-high="true"]').waitFor(WAIT);
+      const lag = await page.textContent("#total-lag") ?? "";
+      const [, recent, worst] = /^(\d+) ms · worst (\d+) ms$/.exec(lag) ?? [];
+      assert(Number(recent) >= 200 && Number(worst) >= Number(recent), lag);
+
       // Live: more bytes on a connection show in its row and in the chart.
       const before = await chartUpdates(page);
       assertEquals(await roundTrip(a, "x".repeat(4000)), "X".repeat(4000));
