@@ -6,6 +6,7 @@ import {
   type RunInfo,
   type ServerFigures,
   targets,
+  transportChoice,
 } from "./bench_report.ts";
 
 // The figures measured in issue #13 (1,000 connections of 64-byte
@@ -179,7 +180,7 @@ Deno.test("targets for the node transport apply once its row exists", () => {
   const idle = line(t, /^upcase-node idle memory/);
   assertMatch(
     idle.text,
-    /16\.0 KB\/conn, 1\.36x the deno transport's 11\.8 KB/,
+    /16\.0 KB\/conn \(target 5 KB; the deno transport's: 11\.8 KB\)/,
   );
   assertEquals(idle.met, false);
 });
@@ -226,4 +227,21 @@ Deno.test("renderSvg draws one sweep line per swept server in each chart", () =>
   assertMatch(svg, /Ping-pong, msg per server CPU-second/);
   assertMatch(svg, />sat\.</);
   assert(svg.endsWith("</svg>\n"));
+});
+
+Deno.test("the report says which transport to pick once both rows are in the run", () => {
+  const all = issueFigures();
+  assertEquals(transportChoice(all), []);
+  all.splice(
+    1,
+    0,
+    server("upcase-node", {
+      bulk: 1200,
+      pingpong: pp(114_000, 20, 552, 570),
+      idleKB: 5,
+    }),
+  );
+  const text = transportChoice(all).join("\n");
+  assertMatch(text, /\| least-served connection \/ mean \| 0\.05 \| 0\.97 \|/);
+  assertMatch(text, /Pick `node` where the server may run saturated/);
 });

@@ -103,9 +103,16 @@ export function adminHandler(
 
   const routes: Record<string, () => Response> = {
     "/metrics": () =>
-      reply(renderMetrics(server.stats(), info), 200, {
-        "content-type": METRICS_TYPE,
-      }),
+      reply(
+        renderMetrics(server.stats(), {
+          ...info,
+          transport: server.settings.transport,
+        }),
+        200,
+        {
+          "content-type": METRICS_TYPE,
+        },
+      ),
     // Alive until the data server has stopped for good; a drain still
     // serves the connections it has.
     "/healthz": () => stopped ? text("stopped", 503) : text("ok"),

@@ -6,6 +6,8 @@ export interface BuildInfo {
   version: string;
   /** The Deno version it runs on, as `Deno.version.deno` gives it. */
   deno: string;
+  /** The socket engine the server runs on (`--transport`), when known. */
+  transport?: string;
 }
 
 type Labels = Record<string, string>;
@@ -79,8 +81,12 @@ export function renderMetrics(stats: StatsSnapshot, info: BuildInfo): string {
     family(
       "upcase_build_info",
       "gauge",
-      "Always 1; the labels carry upcase's version and Deno's.",
-      [[{ version: info.version, deno: info.deno }, 1]],
+      "Always 1; the labels carry upcase's version, Deno's, and the transport.",
+      [[{
+        version: info.version,
+        deno: info.deno,
+        ...(info.transport ? { transport: info.transport } : {}),
+      }, 1]],
     ),
     family(
       "upcase_uptime_seconds",

@@ -198,6 +198,7 @@ function render(s) {
   set("uptime", "up " + seconds(st.uptimeSeconds));
   set("listen-addr", s.addr);
   set("listen-mode", s.settings.unicode ? "Unicode" : "ASCII");
+  set("listen-transport", s.settings.transport || "deno");
   // With workers the limits and totals are the whole server's.
   set("listen-workers", count.format(s.workers || 1));
   set("listen-max", limit(s.settings.maxConnections));
@@ -265,6 +266,7 @@ const BODY = `
     <dl>
       <dt>address</dt><dd id="listen-addr">…</dd>
       <dt>mode</dt><dd id="listen-mode">…</dd>
+      <dt>transport</dt><dd id="listen-transport">…</dd>
       <dt>workers</dt><dd id="listen-workers">…</dd>
       <dt>max connections</dt><dd id="listen-max">…</dd>
       <dt>per address</dt><dd id="listen-max-ip">…</dd>

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { denoTransportOnly, EMFILE_SILENT } from "../_transport.ts";
+import { denoTransportOnly, EMFILE_SILENT, TRANSPORT } from "../_transport.ts";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { startWorkers } from "../../bench/capacity.ts";
 import { parseMetrics, rawExchange, roundTrip, sample } from "../_admin.ts";
@@ -102,7 +102,10 @@ Deno.test("upcase --admin serves probes and metrics, and /readyz turns 503 while
   assertMatch(metrics, /^upcase_bytes_received_total 3$/m);
   assertMatch(
     metrics,
-    /^upcase_build_info\{version="[^"]+",deno="[^"]+"\} 1$/m,
+    new RegExp(
+      `^upcase_build_info\\{version="[^"]+",deno="[^"]+",transport="${TRANSPORT}"\\} 1$`,
+      "m",
+    ),
   );
 
   server.child.kill("SIGTERM");
