@@ -286,10 +286,15 @@ export class ServerProcess implements AsyncDisposable {
   /**
    * Resolves with the first log line (past or future) that matches. Rejects
    * if the process ends first, or after `timeoutMs`, so that a server that
-   * lost the behaviour fails the test instead of hanging it.
+   * lost the behaviour fails the test instead of hanging it. With `after`,
+   * only lines from that index of `lines` on count.
    */
-  waitForLine(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
-    const seen = this.lines.find((l) => pattern.test(l));
+  waitForLine(
+    pattern: RegExp,
+    timeoutMs = 60_000,
+    after = 0,
+  ): Promise<string> {
+    const seen = this.lines.slice(after).find((l) => pattern.test(l));
     if (seen !== undefined) return Promise.resolve(seen);
     const { promise, resolve, reject } = Promise.withResolvers<string>();
     const fail = (why: string) =>
@@ -304,7 +309,7 @@ export class ServerProcess implements AsyncDisposable {
     this.child.status.then(async () => {
       await this.#stderrDone;
       await this.#stdoutDone;
-      const found = this.lines.find((l) => pattern.test(l));
+      const found = this.lines.slice(after).find((l) => pattern.test(l));
       if (found !== undefined) resolve(found);
       else fail("The process ended");
     });
