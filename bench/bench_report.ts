@@ -917,10 +917,19 @@ export function transportChoice(all: ServerFigures[]): string[] {
     "",
     fair(node) > fair(deno)
       ? "Pick `node` where the server may run saturated with many busy " +
-        "connections, so that none starves, and where idle memory matters; " +
-        "pick `deno` for the highest bulk throughput, or where descriptors " +
-        "may run out (the node engine cannot report it; docs/deno_upstream.md)."
+        "connections, so that none starves" +
+        (lower(node.idleKB, deno.idleKB)
+          ? ", and where idle memory matters"
+          : "") +
+        "; pick `deno` for the highest bulk throughput" +
+        (lower(deno.idleKB, node.idleKB) ? " and the least idle memory" : "") +
+        ", or where descriptors may run out (the node engine cannot report " +
+        "it; docs/deno_upstream.md)."
       : "In this run `node` was not fairer than `deno` at saturation; " +
         "`deno`, the default, is the choice.",
   ];
+}
+
+function lower(a: number | undefined, b: number | undefined): boolean {
+  return a !== undefined && b !== undefined && a < b;
 }

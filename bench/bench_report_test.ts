@@ -243,5 +243,14 @@ Deno.test("the report says which transport to pick once both rows are in the run
   );
   const text = transportChoice(all).join("\n");
   assertMatch(text, /\| least-served connection \/ mean \| 0\.05 \| 0\.97 \|/);
-  assertMatch(text, /Pick `node` where the server may run saturated/);
+  assertMatch(
+    text,
+    /Pick `node` where the server may run saturated with many busy connections, so that none starves, and where idle memory matters; pick `deno` for the highest bulk throughput, or where/,
+  );
+  // With more idle memory on node, that is not a reason to pick it.
+  all[1]!.idleKB = 20;
+  assertMatch(
+    transportChoice(all).join("\n"),
+    /so that none starves; pick `deno` for the highest bulk throughput and the least idle memory, or where/,
+  );
 });
