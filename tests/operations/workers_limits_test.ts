@@ -319,7 +319,12 @@ Deno.test("--max-connections-per-ip 1 --workers 2 counts the client a PROXY head
   assertAccountedFor(s.stats);
 });
 
-Deno.test("--max-connections 1 --workers 2: a worker that crashes gives its slot back", async () => {
+Deno.test({
+  ...denoTransportOnly(
+    "--max-connections 1 --workers 2: a worker that crashes gives its slot back",
+    ENGINE_ACCEPTS_FIRST,
+  ),
+}, async () => {
   await using supervised = await startSupervisor(2, {
     args: ["--max-connections", "1", "--admin", "127.0.0.1:0"],
   });
