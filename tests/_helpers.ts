@@ -11,6 +11,9 @@ import type { StatsSnapshot } from "../src/server/stats.ts";
 import { TRANSPORT_ARGS } from "./_transport.ts";
 
 const encoder = new TextEncoder();
+// One decoder for every readUntil call: a character split between two reads
+// still decodes whole.
+const lineDecoder = new TextDecoder();
 
 /** The reference for ASCII mode: Python's `bytes.upper()`. */
 export function asciiUpper(bytes: Uint8Array): Uint8Array {
@@ -51,6 +54,25 @@ export async function readExactly(
     got += n;
   }
   return buf;
+}
+
+/**
+ * Reads a child's output from `reader` until a line matches, and returns
+ * that line. `seen.text` keeps everything read so far, so that the next
+ * call finds lines that came in the same chunk.
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  pattern: RegExp,
+  seen: { text: string },
+): Promise<string> {
+  for (;;) {
+    const match = seen.text.split("\n").find((l) => pattern.test(l));
+    if (match !== undefined) return match;
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`output ended before ${pattern}:\n${seen.text}`);
+    seen.text += lineDecoder.decode(value, { stream: true });
+  }
 }
 
 /** Runs a client with `stdin` as its input; returns its exit code and output. */

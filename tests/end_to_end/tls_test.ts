@@ -56,6 +56,28 @@ function connectTls(port: number, trust: TlsPem): Promise<Deno.TlsConn> {
   });
 }
 
+/** The two paths a reloading server reads; a test swaps what they hold. */
+interface LiveFiles {
+  certFile: string;
+  keyFile: string;
+}
+
+/** Puts `pem` in the live files, certificate first. */
+async function install(files: LiveFiles, pem: TlsPem): Promise<void> {
+  await Deno.writeTextFile(files.certFile, pem.cert);
+  await Deno.writeTextFile(files.keyFile, pem.key);
+}
+
+/** Live files in `dir`, holding `pem`. */
+async function liveFiles(dir: string, pem: TlsPem): Promise<LiveFiles> {
+  const files = {
+    certFile: `${dir}/live.crt.pem`,
+    keyFile: `${dir}/live.key.pem`,
+  };
+  await install(files, pem);
+  return files;
+}
+
 /** Sends `text` on an open connection and checks the uppercased echo. */
 async function roundTrip(conn: Deno.Conn, text: string): Promise<void> {
   await conn.write(utf8(text));
@@ -216,20 +238,13 @@ Deno.test({
     await using dir = await tempDir();
     const first = await makeCert(dir.path, "upcase-test-1");
     const second = await makeCert(dir.path, "upcase-test-2");
-    // The server reads these two paths; the test swaps what they hold.
-    const files = {
-      certFile: `${dir.path}/live.crt.pem`,
-      keyFile: `${dir.path}/live.key.pem`,
-    };
-    await Deno.writeTextFile(files.certFile, first.cert);
-    await Deno.writeTextFile(files.keyFile, first.key);
+    const files = await liveFiles(dir.path, first);
     await using server = await startTls(files);
 
     using before = await connectTls(server.port, first);
     await roundTrip(before, "before the reload");
 
-    await Deno.writeTextFile(files.certFile, second.cert);
-    await Deno.writeTextFile(files.keyFile, second.key);
+    await install(files, second);
     server.child.kill("SIGHUP");
     const reloaded = await server.waitForLine(
       /reloaded the TLS certificate \(CN=upcase-test-2/,
@@ -277,12 +292,7 @@ Deno.test({
     await using dir = await tempDir();
     const first = await makeCert(dir.path, "upcase-test-1");
     const second = await makeCert(dir.path, "upcase-test-2");
-    const files = {
-      certFile: `${dir.path}/live.crt.pem`,
-      keyFile: `${dir.path}/live.key.pem`,
-    };
-    await Deno.writeTextFile(files.certFile, first.cert);
-    await Deno.writeTextFile(files.keyFile, first.key);
+    const files = await liveFiles(dir.path, first);
     await using server = await startTls(files);
 
     // The new certificate with the old key: a half-finished renewal.
@@ -644,12 +654,7 @@ Deno.test({
       await makeCert(dir.path, "upcase-test-1"),
       await makeCert(dir.path, "upcase-test-2"),
     ];
-    const files = {
-      certFile: `${dir.path}/live.crt.pem`,
-      keyFile: `${dir.path}/live.key.pem`,
-    };
-    await Deno.writeTextFile(files.certFile, certs[0]!.cert);
-    await Deno.writeTextFile(files.keyFile, certs[0]!.key);
+    const files = await liveFiles(dir.path, certs[0]!);
     await using server = await startTls(files, ["--transport", "node"]);
 
     let reloading = true;
@@ -677,9 +682,7 @@ Deno.test({
     const clients = Array.from({ length: STORM_CLIENTS }, (_, i) => client(i));
     try {
       for (let i = 1; i <= STORM_RELOADS; i++) {
-        const next = certs[i % 2]!;
-        await Deno.writeTextFile(files.certFile, next.cert);
-        await Deno.writeTextFile(files.keyFile, next.key);
+        await install(files, certs[i % 2]!);
         const seen = server.lines.length;
         server.child.kill("SIGHUP");
         await server.waitForLine(/reloaded the TLS certificate/, 10_000, seen);

@@ -6,24 +6,13 @@
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
-import { asciiUpper, randomBytes, readExactly, ROOT } from "../_helpers.ts";
-
-const decoder = new TextDecoder();
-
-/** Reads lines from `reader` until one matches; returns it. */
-async function readUntil(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  pattern: RegExp,
-  seen: { text: string },
-): Promise<string> {
-  for (;;) {
-    const match = seen.text.split("\n").find((l) => pattern.test(l));
-    if (match !== undefined) return match;
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stderr ended before ${pattern}:\n${seen.text}`);
-    seen.text += decoder.decode(value, { stream: true });
-  }
-}
+import {
+  asciiUpper,
+  randomBytes,
+  readExactly,
+  readUntil,
+  ROOT,
+} from "../_helpers.ts";
 
 Deno.test("a stalled reader of standard error does not stop the server: clients are served, lines are dropped and counted", async () => {
   const child = new Deno.Command(Deno.execPath(), {

@@ -9,24 +9,13 @@
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { get, within } from "../_admin.ts";
-import { asciiUpper, randomBytes, readExactly, ROOT } from "../_helpers.ts";
-
-const decoder = new TextDecoder();
-
-/** Reads lines from `reader` until one matches; returns it. */
-async function readUntil(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  pattern: RegExp,
-  seen: { text: string },
-): Promise<string> {
-  for (;;) {
-    const match = seen.text.split("\n").find((l) => pattern.test(l));
-    if (match !== undefined) return match;
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stderr ended before ${pattern}:\n${seen.text}`);
-    seen.text += decoder.decode(value, { stream: true });
-  }
-}
+import {
+  asciiUpper,
+  randomBytes,
+  readExactly,
+  readUntil,
+  ROOT,
+} from "../_helpers.ts";
 
 Deno.test("--workers: a stalled reader of the supervisor's standard error stops neither forwarding nor serving; lines are dropped and counted", async () => {
   const child = new Deno.Command(Deno.execPath(), {
