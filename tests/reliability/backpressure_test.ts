@@ -1,4 +1,3 @@
-import { denoTransportOnly } from "../_transport.ts";
 import { assert, assertEquals } from "@std/assert";
 import { recordFigure, rssKiB, scale } from "../_figures.ts";
 import { asciiUpper, randomBytes, ServerProcess, utf8 } from "../_helpers.ts";
@@ -90,12 +89,7 @@ for (const c of cases()) {
   const name =
     `server stops reading from clients that never read, holds little per client, and loses nothing (${c.mode})`;
   Deno.test({
-    ...(c.mode === "ascii"
-      ? denoTransportOnly(
-        name,
-        "in ASCII mode the node transport held 2 MB of RSS per stuck client, against 7.6 MB each pushed; not yet bounded like the deno transport's",
-      )
-      : { name, ignore: false }),
+    name,
   }, async () => {
     await using server = await ServerProcess.start(c.args);
     const rssBefore = rssKiB(server.child.pid);
