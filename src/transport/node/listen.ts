@@ -2,7 +2,9 @@ import net from "node:net";
 import tls from "node:tls";
 import type { TlsPem } from "../../tls/pem.ts";
 import type { Addr, Conn, Listener, ListenTarget } from "../types.ts";
-import { NodeConn } from "./conn.ts";
+import { engineError, type RawStream, takeOverAccepts } from "./engine.ts";
+import { HandleConn } from "./handle_conn.ts";
+import { SocketConn } from "./socket_conn.ts";
 
 // The engine accepts every connection as it arrives, where Deno.listen
 // leaves them in the kernel's backlog until the server asks. Those the
@@ -12,13 +14,17 @@ import { NodeConn } from "./conn.ts";
 const MAX_WAITING = 511;
 // How often a listener with a waiting accept() is re-armed (see #rearmSoon).
 const REARM_MS = 500;
+// The Deno whose engine internals src/transport/node/engine.ts knows.
+const REQUIRED_DENO = "2.9";
 
 /**
  * Opens the server's listener on Deno's `node:net` engine, which reads on
  * readiness rather than on each read call. This is the one place that
  * listens with it.
  *
- * TLS runs per connection, on a `node:tls` socket over the accepted one, so
+ * A plain connection is served at its handle, with no `net.Socket`
+ * ({@linkcode HandleConn}). TLS runs per connection, on a `node:tls` socket
+ * over the accepted one ({@linkcode SocketConn}), so
  * that the handshake belongs to the connection's task and its deadline; a
  * reload swaps the context that new connections get, and the port never
  * closes.
@@ -80,7 +86,7 @@ class NodeListener implements Listener {
   readonly #server: net.Server;
   // What arrived while nobody was accepting: sockets, and accept errors in
   // their place, in order.
-  readonly #waiting: (net.Socket | Error)[] = [];
+  readonly #waiting: (Accepted | Error)[] = [];
   #accepting: PendingAccept | undefined;
   #closed = false;
   #context: tls.SecureContext | undefined;
@@ -97,7 +103,24 @@ class NodeListener implements Listener {
         return Promise.resolve(0);
       };
     }
-    server.on("connection", (socket: net.Socket) => this.#arrived(socket));
+    if (this.#context) {
+      server.on("connection", (socket: net.Socket) => this.#arrived(socket));
+    } else {
+      const taken = takeOverAccepts(
+        server,
+        target.transport === "unix",
+        (status, handle) =>
+          handle
+            ? this.#arrived(handle)
+            : this.#hand(engineError(status, "accept")),
+      );
+      if (!taken) {
+        server.close();
+        throw new Error(
+          `--transport node needs the node:net engine of Deno ${REQUIRED_DENO}; this is Deno ${Deno.version.deno}: use --transport deno`,
+        );
+      }
+    }
     server.on("error", (err) => this.#hand(denoError(err)));
   }
 
@@ -136,30 +159,29 @@ class NodeListener implements Listener {
     clearTimeout(this.#rearmTimer);
     this.#server.close();
     for (const next of this.#waiting.splice(0)) {
-      if (!(next instanceof Error)) next.destroy();
+      if (!(next instanceof Error)) discard(next);
     }
     const accepting = this.#accepting;
     this.#accepting = undefined;
     accepting?.reject(closedError());
   }
 
-  #arrived(socket: net.Socket): void {
+  #arrived(accepted: Accepted): void {
     if (this.#closed || this.#waiting.length >= MAX_WAITING) {
-      socket.resetAndDestroy();
-      return;
+      return discard(accepted, { reset: true });
     }
-    if (this.addr.transport === "tcp" && socket.remoteAddress === undefined) {
+    if (this.addr.transport === "tcp" && peerOf(accepted) === undefined) {
       // Reset before the engine took it, as accept(2) reports with
       // ECONNABORTED; the accept loop skips it the same way.
-      socket.destroy();
+      discard(accepted);
       return this.#hand(abortedError());
     }
-    this.#hand(socket);
+    this.#hand(accepted);
   }
 
   // Gives the next connection or accept error to the pending accept(), or
   // keeps it for the next one.
-  #hand(next: net.Socket | Error): void {
+  #hand(next: Accepted | Error): void {
     const accepting = this.#accepting;
     this.#accepting = undefined;
     if (!accepting) this.#waiting.push(next);
@@ -167,17 +189,49 @@ class NodeListener implements Listener {
     else accepting.resolve(this.#wrap(next));
   }
 
-  #wrap(socket: net.Socket): Conn {
-    const addrs = { remote: remoteAddr(socket, this.addr), local: this.addr };
-    if (!this.#context) return new NodeConn(socket, addrs);
-    const secure = new tls.TLSSocket(socket, {
+  #wrap(accepted: Accepted): Conn {
+    const unix = this.addr.transport === "unix";
+    const addrs = {
+      remote: remoteAddr(unix ? undefined : peerOf(accepted), this.addr),
+      local: this.addr,
+    };
+    if (!(accepted instanceof net.Socket)) {
+      accepted.setNoDelay?.(true);
+      return new HandleConn(accepted, addrs);
+    }
+    const secure = new tls.TLSSocket(accepted, {
       isServer: true,
       secureContext: this.#context,
       // As on the socket itself: the replies go on after the client's end.
       allowHalfOpen: true,
     } as tls.TLSSocketOptions);
-    return new NodeConn(secure, addrs, handshakeOf(secure));
+    return new SocketConn(secure, addrs, handshakeOf(secure));
   }
+}
+
+/** An accepted connection: a bare handle, or a socket to run TLS on. */
+type Accepted = RawStream | net.Socket;
+
+function peerOf(
+  accepted: Accepted,
+): { address: string; port: number } | undefined {
+  if (accepted instanceof net.Socket) {
+    const { remoteAddress: address, remotePort: port } = accepted;
+    return address === undefined ? undefined : { address, port: port ?? 0 };
+  }
+  const out: { address?: string; port?: number } = {};
+  if (accepted.getpeername?.(out) !== 0 || out.address === undefined) {
+    return undefined;
+  }
+  return { address: out.address, port: out.port ?? 0 };
+}
+
+function discard(accepted: Accepted, how: { reset?: boolean } = {}): void {
+  if (accepted instanceof net.Socket) {
+    if (how.reset) accepted.resetAndDestroy();
+    else accepted.destroy();
+  } else if (how.reset && accepted.reset) accepted.reset();
+  else accepted.close();
 }
 
 function rearm(server: net.Server): void {
@@ -195,12 +249,15 @@ function listenerAddr(server: net.Server, target: ListenTarget): Addr {
   return { transport: "tcp", hostname: address, port };
 }
 
-function remoteAddr(socket: net.Socket, local: Addr): Deno.Addr {
+function remoteAddr(
+  peer: { address: string; port: number } | undefined,
+  local: Addr,
+): Deno.Addr {
   if (local.transport === "unix") return { transport: "unix", path: "" };
   return {
     transport: "tcp",
-    hostname: socket.remoteAddress ?? "",
-    port: socket.remotePort ?? 0,
+    hostname: peer?.address ?? "",
+    port: peer?.port ?? 0,
   };
 }
 
