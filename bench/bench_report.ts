@@ -456,6 +456,27 @@ function findings(all: ServerFigures[]): string[] {
         `memory; see the README.`,
     );
   }
+  const node = get(UPCASE_ROWS.node);
+  const bareNode = get("deno-node-net");
+  if (
+    node?.idleKB !== undefined && node.idleKB > TARGETS.nodeIdleKB &&
+    bareNode?.idleKB !== undefined && us?.idleKB !== undefined &&
+    raw?.idleKB !== undefined
+  ) {
+    out.push(
+      `upcase-node idle memory: Deno's \`node:net\` with a bare \`data\` ` +
+        `handler (deno-node-net) holds ${fmt(bareNode.idleKB, 1)} KB per ` +
+        `idle connection in this run. upcase-node has no socket object (it ` +
+        `serves each connection at the engine's handle), but adds what ` +
+        `upcase adds on either transport: its connection task, with the ` +
+        `pump's waiting read and their async frames, and the limits and ` +
+        `idle-timeout bookkeeping; on the deno transport that is ` +
+        `${fmt(us.idleKB - raw.idleKB, 1)} KB over deno-raw-512. Part of ` +
+        `every figure is V8's young generation, grown by the garbage that ` +
+        `opening connections leaves; see the README for ` +
+        `\`--max-semi-space-size\`.`,
+    );
+  }
   const missed = idleAfterBulk(us?.memory ?? []).filter((r) => r.ratio > 1.25);
   if (missed.length > 0) {
     out.push(

@@ -183,6 +183,16 @@ Deno.test("targets for the node transport apply once its row exists", () => {
     /16\.0 KB\/conn \(target 5 KB; the deno transport's: 11\.8 KB\)/,
   );
   assertEquals(idle.met, false);
+  all.push(server("deno-raw-512", {
+    bulk: 100,
+    pingpong: pp(88_000, 1400, 69, 440),
+    idleKB: 7.8,
+  }));
+  const report = renderMarkdown(all, INFO);
+  assertMatch(
+    report,
+    /- upcase-node idle memory: .*\(deno-node-net\) holds 5\.3 KB.* that is 4\.0 KB over deno-raw-512/,
+  );
 });
 
 Deno.test("renderMarkdown shows the sweep, work per CPU-second and the C peer", () => {

@@ -6,9 +6,10 @@
  *
  * `read` fills the caller's buffer, as `Deno.Conn.read` does, so that the
  * server decides where bytes land (its pooled buffers in the SIMD kernel's
- * memory) and a stalled client holds no data the server did not ask for. An
- * engine that delivers data in events, such as `node:net`, implements it by
- * pausing the socket while nobody reads and copying from what it queued.
+ * memory) and a stalled client holds no data the server did not ask for. The
+ * `node:net` engine reads on readiness: it points its handle's reads at the
+ * waiting read's buffer, and stops reading while nobody reads (on TLS, whose
+ * socket delivers events, it copies from what it queued).
  *
  * @module
  */

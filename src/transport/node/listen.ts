@@ -84,8 +84,8 @@ interface PendingAccept {
 class NodeListener implements Listener {
   readonly addr: Addr;
   readonly #server: net.Server;
-  // What arrived while nobody was accepting: sockets, and accept errors in
-  // their place, in order.
+  // What arrived while nobody was accepting: connections, and accept errors
+  // in their place, in order.
   readonly #waiting: (Accepted | Error)[] = [];
   #accepting: PendingAccept | undefined;
   #closed = false;
@@ -190,11 +190,7 @@ class NodeListener implements Listener {
   }
 
   #wrap(accepted: Accepted): Conn {
-    const unix = this.addr.transport === "unix";
-    const addrs = {
-      remote: remoteAddr(unix ? undefined : peerOf(accepted), this.addr),
-      local: this.addr,
-    };
+    const addrs = { remote: remoteAddr(accepted, this.addr), local: this.addr };
     if (!(accepted instanceof net.Socket)) {
       accepted.setNoDelay?.(true);
       return new HandleConn(accepted, addrs);
@@ -249,11 +245,9 @@ function listenerAddr(server: net.Server, target: ListenTarget): Addr {
   return { transport: "tcp", hostname: address, port };
 }
 
-function remoteAddr(
-  peer: { address: string; port: number } | undefined,
-  local: Addr,
-): Deno.Addr {
+function remoteAddr(accepted: Accepted, local: Addr): Deno.Addr {
   if (local.transport === "unix") return { transport: "unix", path: "" };
+  const peer = peerOf(accepted);
   return {
     transport: "tcp",
     hostname: peer?.address ?? "",
