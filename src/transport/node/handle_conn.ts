@@ -40,7 +40,10 @@ export class HandleConn implements Conn {
   #ended = false;
   #closed = false;
   #failure: Error | undefined;
-  #wake: (() => void) | undefined;
+  // The read that waits, settled once the engine's reads of one wakeup are
+  // all in (a microtask after the first).
+  #waiting: Settlers | undefined;
+  #settling = false;
   // The buffer of the read that waits, and how much the engine put there.
   #target: Uint8Array | undefined;
   #got = 0;
@@ -64,25 +67,19 @@ export class HandleConn implements Conn {
     handle.onread = (_buffer, nread) => this.#onRead(nread ?? lastReadResult());
   }
 
-  async read(buffer: Uint8Array): Promise<number | null> {
-    if (this.#closed) throw closedError();
-    if (this.#queued > 0) return this.#take(buffer);
-    if (this.#failure) throw this.#failure;
-    if (this.#ended) return null;
+  // Not an async function: an idle connection waits here, and a promise
+  // costs less memory than an async function's suspended frame.
+  read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (this.#queued > 0) return Promise.resolve(this.#take(buffer));
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#ended) return Promise.resolve(null);
     this.#target = buffer;
     this.#handle.useUserBuffer(buffer);
     this.#start();
-    try {
-      while (this.#got === 0) {
-        if (this.#failure) throw this.#failure;
-        if (this.#ended) return null;
-        await new Promise<void>((resolve) => this.#wake = resolve);
-      }
-      return this.#got;
-    } finally {
-      this.#got = 0;
-      if (this.#target) this.#release();
-    }
+    return new Promise((resolve, reject) =>
+      this.#waiting = { resolve, reject }
+    );
   }
 
   async write(bytes: Uint8Array): Promise<number> {
@@ -131,8 +128,9 @@ export class HandleConn implements Conn {
     if (nread > 0) return this.#received(nread);
     if (nread === 0) return;
     this.#stop();
-    if (nread === UV_EOF) this.#settle(() => this.#ended = true);
-    else this.#fail(engineError(nread, "read"));
+    if (nread === UV_EOF) this.#ended = true;
+    else this.#failure ??= engineError(nread, "read");
+    this.#settleSoon();
   }
 
   // Reads land after each other in the waiting read's buffer until it is
@@ -152,7 +150,7 @@ export class HandleConn implements Conn {
       this.#release();
       this.#stop();
     }
-    this.#settle(() => {});
+    this.#settleSoon();
   }
 
   // The waiting read is over: reads land in the scratch buffer again.
@@ -174,15 +172,31 @@ export class HandleConn implements Conn {
   }
 
   #fail(err: Error): void {
-    this.#settle(() => this.#failure ??= err);
-    this.#writing?.(this.#failure!);
+    this.#failure ??= err;
+    this.#writing?.(this.#failure);
+    this.#settleSoon();
   }
 
-  #settle(change: () => void): void {
-    change();
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+  #settleSoon(): void {
+    if (this.#settling || !this.#waiting) return;
+    this.#settling = true;
+    queueMicrotask(() => {
+      this.#settling = false;
+      this.#settle();
+    });
+  }
+
+  // Settles the waiting read: bytes first, then a failure, then the end.
+  #settle(): void {
+    const waiting = this.#waiting;
+    const got = this.#got;
+    if (!waiting || (got === 0 && !this.#failure && !this.#ended)) return;
+    this.#waiting = undefined;
+    this.#got = 0;
+    if (this.#target) this.#release();
+    if (got > 0) waiting.resolve(got);
+    else if (this.#failure) waiting.reject(this.#failure);
+    else waiting.resolve(null);
   }
 
   #take(buffer: Uint8Array): number {
@@ -199,6 +213,11 @@ export class HandleConn implements Conn {
     this.#queued -= n;
     return n;
   }
+}
+
+interface Settlers {
+  resolve(n: number | null): void;
+  reject(err: Error): void;
 }
 
 function closedError(): Error {
