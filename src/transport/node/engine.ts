@@ -55,6 +55,7 @@ interface Bindings {
 
 /** What a read that found the end of the client's input reports. */
 export const UV_EOF = -4095;
+const UV_EAGAIN = -11;
 
 let bindings: Bindings | undefined;
 
@@ -82,8 +83,10 @@ export function takeOverAccepts(
     if (status !== 0) return onAccept(status);
     const handle = new Handle(found.socketType);
     const accepted = listening.accept(handle);
-    if (accepted !== 0) return onAccept(accepted);
-    onAccept(0, handle);
+    if (accepted === 0) return onAccept(0, handle);
+    handle.close();
+    // Nothing to take after all: not a failure.
+    if (accepted !== UV_EAGAIN) onAccept(accepted);
   };
   return true;
 }

@@ -128,8 +128,8 @@ export class HandleConn implements Conn {
     if (nread > 0) return this.#received(nread);
     if (nread === 0) return;
     this.#stop();
-    if (nread === UV_EOF) this.#ended = true;
-    else this.#failure ??= engineError(nread, "read");
+    if (nread !== UV_EOF) return this.#fail(engineError(nread, "read"));
+    this.#ended = true;
     this.#settleSoon();
   }
 
