@@ -1,4 +1,5 @@
 import type { Conn } from "../types.ts";
+import { ChunkQueue } from "./chunk_queue.ts";
 import {
   engineError,
   lastReadResult,
@@ -34,8 +35,7 @@ export class HandleConn implements Conn {
   readonly localAddr: Deno.Addr;
   readonly #handle: RawStream;
   // What arrived while no read waited; created when first needed.
-  #queue: Uint8Array[] | undefined;
-  #queued = 0;
+  #queue: ChunkQueue | undefined;
   #reading = false;
   #ended = false;
   #closed = false;
@@ -71,7 +71,7 @@ export class HandleConn implements Conn {
   // costs less memory than an async function's suspended frame.
   read(buffer: Uint8Array): Promise<number | null> {
     if (this.#closed) return Promise.reject(closedError());
-    if (this.#queued > 0) return Promise.resolve(this.#take(buffer));
+    if (this.#queue?.bytes) return Promise.resolve(this.#queue.take(buffer));
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#ended) return Promise.resolve(null);
     this.#target = buffer;
@@ -138,9 +138,9 @@ export class HandleConn implements Conn {
   #received(n: number): void {
     const target = this.#target;
     if (!target) {
-      (this.#queue ??= []).push(scratch.slice(0, n));
-      this.#queued += n;
-      if (this.#queued >= HIGH_WATER) this.#stop();
+      const queue = this.#queue ??= new ChunkQueue();
+      queue.push(scratch.slice(0, n));
+      if (queue.bytes >= HIGH_WATER) this.#stop();
       return;
     }
     this.#got += n;
@@ -197,21 +197,6 @@ export class HandleConn implements Conn {
     if (got > 0) waiting.resolve(got);
     else if (this.#failure) waiting.reject(this.#failure);
     else waiting.resolve(null);
-  }
-
-  #take(buffer: Uint8Array): number {
-    const queue = this.#queue!;
-    let n = 0;
-    while (n < buffer.length && queue.length > 0) {
-      const head = queue[0]!;
-      const count = Math.min(head.length, buffer.length - n);
-      buffer.set(count === head.length ? head : head.subarray(0, count), n);
-      n += count;
-      if (count === head.length) queue.shift();
-      else queue[0] = head.subarray(count);
-    }
-    this.#queued -= n;
-    return n;
   }
 }
 

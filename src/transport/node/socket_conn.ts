@@ -1,6 +1,7 @@
 import type { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import type { Conn } from "../types.ts";
+import { ChunkQueue } from "./chunk_queue.ts";
 
 // Deno 2.9's node:tls socket never delivers data again once paused, by
 // pause() or by its handle (docs/deno_upstream.md), so it is never paused:
@@ -24,8 +25,7 @@ export class SocketConn implements Conn {
   readonly localAddr: Deno.Addr;
   readonly handshake: () => Promise<void>;
   readonly #socket: Socket;
-  readonly #queue: Buffer[] = [];
-  #queued = 0;
+  readonly #queue = new ChunkQueue();
   #ended = false;
   #closed = false;
   // pauseOnConnect leaves a new socket paused until the first read.
@@ -60,7 +60,7 @@ export class SocketConn implements Conn {
 
   async read(buffer: Uint8Array): Promise<number | null> {
     if (this.#closed) throw closedError();
-    while (this.#queue.length === 0) {
+    while (this.#queue.bytes === 0) {
       if (this.#failure) throw this.#failure;
       if (this.#ended) return null;
       if (!this.#flowing) {
@@ -69,7 +69,7 @@ export class SocketConn implements Conn {
       }
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
-    return this.#take(buffer);
+    return this.#queue.take(buffer);
   }
 
   write(bytes: Uint8Array): Promise<number> {
@@ -110,15 +110,14 @@ export class SocketConn implements Conn {
 
   #onData(chunk: Buffer): void {
     this.#queue.push(chunk);
-    this.#queued += chunk.length;
-    if (this.#queued > UNPAUSABLE_LIMIT) this.#giveUp();
+    if (this.#queue.bytes > UNPAUSABLE_LIMIT) this.#giveUp();
     this.#settle(() => {});
   }
 
   // A client this far ahead, on a socket that cannot pause, is let go.
   #giveUp(): void {
     this.#failure ??= new Error(
-      `The client sent ${this.#queued} bytes more than the server could send back, on a node:tls socket, which cannot pause reading`,
+      `The client sent ${this.#queue.bytes} bytes more than the server could send back, on a node:tls socket, which cannot pause reading`,
     );
     this.#socket.destroy();
   }
@@ -128,20 +127,6 @@ export class SocketConn implements Conn {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
-  }
-
-  #take(buffer: Uint8Array): number {
-    let n = 0;
-    while (n < buffer.length && this.#queue.length > 0) {
-      const head = this.#queue[0]!;
-      const count = Math.min(head.length, buffer.length - n);
-      buffer.set(count === head.length ? head : head.subarray(0, count), n);
-      n += count;
-      if (count === head.length) this.#queue.shift();
-      else this.#queue[0] = head.subarray(count);
-    }
-    this.#queued -= n;
-    return n;
   }
 }
 
