@@ -28,7 +28,9 @@ export interface RawStream {
   shutdown(req: Completion): number;
   close(callback?: () => void): void;
   /** TCP only. */
-  getpeername?(out: { address?: string; port?: number }): number;
+  getpeername?(
+    out: { address?: string | undefined; port?: number | undefined },
+  ): number;
   setNoDelay?(on: boolean): number;
   /** TCP only: closes with a reset. */
   reset?(callback?: () => void): number;

@@ -86,7 +86,7 @@ class NodeListener implements Listener {
   readonly #server: net.Server;
   // What arrived while nobody was accepting: connections, and accept errors
   // in their place, in order.
-  readonly #waiting: (Accepted | Error)[] = [];
+  readonly #waiting: (Arrival | Error)[] = [];
   #accepting: PendingAccept | undefined;
   #closed = false;
   #context: tls.SecureContext | undefined;
@@ -159,7 +159,7 @@ class NodeListener implements Listener {
     clearTimeout(this.#rearmTimer);
     this.#server.close();
     for (const next of this.#waiting.splice(0)) {
-      if (!(next instanceof Error)) discard(next);
+      if (!(next instanceof Error)) discard(next.accepted);
     }
     const accepting = this.#accepting;
     this.#accepting = undefined;
@@ -170,18 +170,19 @@ class NodeListener implements Listener {
     if (this.#closed || this.#waiting.length >= MAX_WAITING) {
       return discard(accepted, { reset: true });
     }
-    if (this.addr.transport === "tcp" && peerOf(accepted) === undefined) {
+    const remote = remoteAddr(accepted, this.addr);
+    if (remote === undefined) {
       // Reset before the engine took it, as accept(2) reports with
       // ECONNABORTED; the accept loop skips it the same way.
       discard(accepted);
       return this.#hand(abortedError());
     }
-    this.#hand(accepted);
+    this.#hand({ accepted, remote });
   }
 
   // Gives the next connection or accept error to the pending accept(), or
   // keeps it for the next one.
-  #hand(next: Accepted | Error): void {
+  #hand(next: Arrival | Error): void {
     const accepting = this.#accepting;
     this.#accepting = undefined;
     if (!accepting) this.#waiting.push(next);
@@ -189,8 +190,8 @@ class NodeListener implements Listener {
     else accepting.resolve(this.#wrap(next));
   }
 
-  #wrap(accepted: Accepted): Conn {
-    const addrs = { remote: remoteAddr(accepted, this.addr), local: this.addr };
+  #wrap({ accepted, remote }: Arrival): Conn {
+    const addrs = { remote, local: this.addr };
     if (!(accepted instanceof net.Socket)) {
       accepted.setNoDelay?.(true);
       return new HandleConn(accepted, addrs);
@@ -208,18 +209,10 @@ class NodeListener implements Listener {
 /** An accepted connection: a bare handle, or a socket to run TLS on. */
 type Accepted = RawStream | net.Socket;
 
-function peerOf(
-  accepted: Accepted,
-): { address: string; port: number } | undefined {
-  if (accepted instanceof net.Socket) {
-    const { remoteAddress: address, remotePort: port } = accepted;
-    return address === undefined ? undefined : { address, port: port ?? 0 };
-  }
-  const out: { address?: string; port?: number } = {};
-  if (accepted.getpeername?.(out) !== 0 || out.address === undefined) {
-    return undefined;
-  }
-  return { address: out.address, port: out.port ?? 0 };
+/** An accepted connection and its client's address, read once. */
+interface Arrival {
+  accepted: Accepted;
+  remote: Deno.Addr;
 }
 
 function discard(accepted: Accepted, how: { reset?: boolean } = {}): void {
@@ -245,14 +238,15 @@ function listenerAddr(server: net.Server, target: ListenTarget): Addr {
   return { transport: "tcp", hostname: address, port };
 }
 
-function remoteAddr(accepted: Accepted, local: Addr): Deno.Addr {
+// The client's address; undefined for a TCP client already gone.
+function remoteAddr(accepted: Accepted, local: Addr): Deno.Addr | undefined {
   if (local.transport === "unix") return { transport: "unix", path: "" };
-  const peer = peerOf(accepted);
-  return {
-    transport: "tcp",
-    hostname: peer?.address ?? "",
-    port: peer?.port ?? 0,
-  };
+  let peer: { address?: string | undefined; port?: number | undefined } = {};
+  if (accepted instanceof net.Socket) {
+    peer = { address: accepted.remoteAddress, port: accepted.remotePort };
+  } else if (accepted.getpeername?.(peer) !== 0) return undefined;
+  if (peer.address === undefined) return undefined;
+  return { transport: "tcp", hostname: peer.address, port: peer.port ?? 0 };
 }
 
 function secureContext(pem: TlsPem): tls.SecureContext {
