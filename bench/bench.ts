@@ -30,6 +30,7 @@ import {
 } from "./loadgen_go.ts";
 import { measureMemoryStates } from "./memory_states.ts";
 import { type Peer, PEERS } from "./peers/peers.ts";
+import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SERVER_CPU = 0;
@@ -55,11 +56,12 @@ interface Server {
 
 const UPCASE: Server = {
   name: UPCASE_ROWS.deno,
-  label: "this project, `deno run` with its permission flags",
+  label: "this project, `deno run` with its V8 and permission flags",
   tools: [],
   command: (port) => [
     Deno.execPath(),
     "run",
+    V8_FLAGS,
     "--allow-net",
     "--allow-env",
     `${ROOT}main.ts`,

@@ -14,6 +14,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli";
+import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 import { ServerProcess } from "../tests/_helpers.ts";
 import {
   buildLoadgen,
@@ -107,6 +108,7 @@ export async function startWorkers(
         ...prefix,
         Deno.execPath(),
         "run",
+        V8_FLAGS,
         "--allow-net",
         "--allow-run",
         "--allow-env",
@@ -250,6 +252,7 @@ export async function runScaling(
           ...prefix,
           Deno.execPath(),
           "run",
+          V8_FLAGS,
           "--allow-net",
           `${ROOT}main.ts`,
         ],

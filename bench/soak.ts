@@ -17,6 +17,7 @@
  */
 import { parseArgs } from "@std/cli";
 import { type LoadReport, runLoad, writeInChunks } from "./loadgen.ts";
+import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 
 const IDLE_TIMEOUT_S = 2;
 // A single exchange takes milliseconds and a 1 MiB stream well under a
@@ -230,6 +231,7 @@ async function main(args: string[]): Promise<number> {
   const server = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
+      V8_FLAGS,
       "--allow-net",
       new URL("../main.ts", import.meta.url).pathname,
       "--host",

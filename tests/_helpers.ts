@@ -9,6 +9,7 @@ import { assert, assertEquals } from "@std/assert";
 import { writeInChunks } from "../bench/loadgen.ts";
 import type { StatsSnapshot } from "../src/server/stats.ts";
 import { TRANSPORT_ARGS } from "./_transport.ts";
+import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 
 const encoder = new TextEncoder();
 // One decoder for every readUntil call: a character split between two reads
@@ -259,7 +260,7 @@ export class ServerProcess implements AsyncDisposable {
       throw new Error("ServerProcess.start needs --log-level info or lower");
     }
     const [cmd, ...cmdArgs] = command ??
-      [Deno.execPath(), "run", ...permissions, `${ROOT}main.ts`];
+      [Deno.execPath(), "run", V8_FLAGS, ...permissions, `${ROOT}main.ts`];
     const child = new Deno.Command(cmd!, {
       args: [
         ...cmdArgs,

@@ -7,6 +7,7 @@
  */
 
 import { assertEquals } from "@std/assert";
+import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 import {
   asciiUpper,
   randomBytes,
@@ -75,6 +76,7 @@ export async function startSupervisor(
         ...(group ? ["setsid"] : []),
         Deno.execPath(),
         "run",
+        V8_FLAGS,
         "--allow-net",
         "--allow-run",
         "--allow-env",

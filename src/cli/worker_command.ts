@@ -1,5 +1,6 @@
 import { ENV_NAMES } from "./config.ts";
 import { netHost } from "./permissions.ts";
+import { V8_FLAGS } from "./v8_flags.ts";
 
 /** The hidden first argument that makes the program run as worker N. */
 export const WORKER_FLAG = "--upcase-worker";
@@ -77,7 +78,7 @@ function permissionFlags(
 /**
  * Builds the command line that starts worker `id`: this same program, with
  * the hidden {@linkcode WORKER_FLAG} first and then `args`. Under `deno run`
- * that is deno with `run`, `--unstable-net` (SO_REUSEPORT needs it in Deno
+ * that is deno with `run`, upcase's V8 flags, `--unstable-net` (SO_REUSEPORT needs it in Deno
  * 2.9), network access to the address it listens on, what this process
  * was granted of the environment and the TLS files, and the script; a
  * compiled binary carries its flags inside, so it gets only the arguments.
@@ -101,7 +102,7 @@ function permissionFlags(
  *     query: ({ name }) => ({ state: name === "net" ? "granted" : "prompt" }) as Deno.PermissionStatus,
  *   },
  * });
- * assertEquals(cmd.args, ["run", "--unstable-net", "--allow-net=[::]", "/app/main.ts", "--upcase-worker=2", "--port", "8000"]);
+ * assertEquals(cmd.args, ["run", "--v8-flags=--max-semi-space-size=4", "--unstable-net", "--allow-net=[::]", "/app/main.ts", "--upcase-worker=2", "--port", "8000"]);
  * ```
  */
 export function workerCommand(
@@ -132,6 +133,7 @@ export function workerCommand(
     command: runtime.execPath,
     args: [
       "run",
+      V8_FLAGS,
       "--unstable-net",
       ...permissionFlags(runtime.query, { readPaths, listenHost }),
       script,

@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { ENV_NAMES, OPTIONS } from "../../src/cli/config.ts";
+import { V8_FLAGS } from "../../src/cli/v8_flags.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../../src/logging/logging.ts";
 import {
   asciiUpper,
@@ -357,9 +358,17 @@ for (const task of ["start", "compile"]) {
     // compiled binary cannot be given them later. Both it and the network
     // are scoped (tests/deploy_test.ts checks to what).
     const expected = task === "compile"
-      ? ["--unstable-net", "--allow-run=", "--allow-net=", "--output"]
-      : ["--allow-net"];
+      ? [
+        "--v8-flags=",
+        "--unstable-net",
+        "--allow-run=",
+        "--allow-net=",
+        "--output",
+      ]
+      : ["--v8-flags=", "--allow-net"];
     assertEquals(flags, expected, line);
+    // The same V8 flags as the workers that a supervisor starts.
+    assert(words.includes(V8_FLAGS), line);
   });
 }
 
