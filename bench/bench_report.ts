@@ -449,9 +449,10 @@ function findings(all: ServerFigures[]): string[] {
     out.push(
       `Idle memory: the same read/write loop with nothing else and a ` +
         `512-byte buffer (deno-raw-512) holds ${fmt(raw.idleKB, 1)} KB per ` +
-        `idle connection in this run, so the floor on \`Deno.Conn\` is above ` +
-        `the target. A pending \`conn.read()\` alone costs about 1.2 KB of ` +
-        `JS heap per connection; see docs/deno_upstream.md. ` +
+        `idle connection in this run, with V8's default young generation, ` +
+        `which upcase caps (src/cli/v8_flags.ts). A pending ` +
+        `\`conn.read()\` alone costs about 1.2 KB of JS heap per ` +
+        `connection; see docs/deno_upstream.md. ` +
         `\`--v8-flags=--optimize-for-size\` trades some throughput for less ` +
         `memory; see the README.`,
     );
@@ -470,11 +471,10 @@ function findings(all: ServerFigures[]): string[] {
         `serves each connection at the engine's handle), but adds what ` +
         `upcase adds on either transport: its connection task, with the ` +
         `pump's waiting read and their async frames, and the limits and ` +
-        `idle-timeout bookkeeping; on the deno transport that is ` +
-        `${fmt(us.idleKB - raw.idleKB, 1)} KB over deno-raw-512. Part of ` +
-        `every figure is V8's young generation, grown by the garbage that ` +
-        `opening connections leaves; see the README for ` +
-        `\`--max-semi-space-size\`.`,
+        `idle-timeout bookkeeping (on the deno transport upcase holds ` +
+        `${fmt(us.idleKB, 1)} KB, with V8's young generation capped, ` +
+        `src/cli/v8_flags.ts, and deno-raw-512 ${fmt(raw.idleKB, 1)} KB ` +
+        `without).`,
     );
   }
   const missed = idleAfterBulk(us?.memory ?? []).filter((r) => r.ratio > 1.25);
