@@ -505,13 +505,21 @@ function findings(all: ServerFigures[]): string[] {
   const rawPp = get("deno-raw")?.pingpong;
   if (us?.pingpong && us.pingpong.starvedConnWindows > 0 && rawPp) {
     out.push(
-      `Ping-pong fairness: the plain Deno loop (deno-raw) starves too ` +
-        `(${fmt(rawPp.starvedConnWindows)} connection-seconds without a ` +
-        `reply, p999 ${ms(rawPp.p999Us)} ms), so the starvation comes from ` +
-        `how Deno polls socket operations, not from upcase; see ` +
-        `docs/deno_upstream.md for what was tried and the reproduction.`,
+      rawPp.starvedConnWindows > 0
+        ? `Ping-pong fairness: the plain Deno loop (deno-raw) starves too ` +
+          `(${fmt(rawPp.starvedConnWindows)} connection-seconds without a ` +
+          `reply, p999 ${ms(rawPp.p999Us)} ms), so the starvation comes ` +
+          `from how Deno polls socket operations, not from upcase; see ` +
+          `docs/deno_upstream.md for what was tried and the reproduction.`
+        : `Ping-pong fairness: in this run the plain Deno loop (deno-raw) ` +
+          `left no connection a whole second without a reply, but its p999 ` +
+          `was ${ms(rawPp.p999Us)} ms: how Deno polls socket operations ` +
+          `at saturation differs from run to run; see docs/deno_upstream.md ` +
+          `§3 for the reproduction.`,
     );
   }
+  const behindC = bulkBehindC(all);
+  if (behindC) out.push(behindC);
   const p1 = us?.pingpong1?.p50Us;
   const best = all.filter((s) => s !== us && s.pingpong1)
     .sort((a, b) => a.pingpong1!.p50Us - b.pingpong1!.p50Us)[0];
@@ -526,6 +534,38 @@ function findings(all: ServerFigures[]): string[] {
     );
   }
   return out;
+}
+
+// Why upcase's bulk is behind the C peer's, from the run's CPU figures:
+// per MB, upcase's server spends more CPU, and the load generator, which C
+// keeps busy, idles against it and has to be woken for each reply.
+function bulkBehindC(all: ServerFigures[]): string | undefined {
+  const c = all.find((s) => s.name === "c-epoll");
+  if (!c) return undefined;
+  const misses: string[] = [];
+  for (const name of Object.values(UPCASE_ROWS)) {
+    const us = all.find((s) => s.name === name);
+    for (const key of ["bulk1", "bulk100"] as const) {
+      const [a, b] = [us?.[key], c[key]];
+      if (a === undefined || b === undefined) continue;
+      if (a >= TARGETS.bulkOfC * b) continue;
+      misses.push(
+        `${name} ${bulkConns(key)}: ${ratio(a, b)}, ${
+          fmt(us!.perCpuSecond[key] ?? 0)
+        } MB per server CPU-second against C's ${
+          fmt(c.perCpuSecond[key] ?? 0)
+        }, load generator at ${fmt(us!.loadCpu[key] ?? 0)}% of its core ` +
+          `against C's ${fmt(c.loadCpu[key] ?? 0)}%`,
+      );
+    }
+  }
+  if (misses.length === 0) return undefined;
+  return `Bulk against the C peer (${misses.join("; ")}): each MB costs ` +
+    `upcase's server more CPU than C's. Part is user space: with 100 ` +
+    `connections about 17% of upcase's CPU is Deno's runtime, V8 and the ` +
+    `kernel call, against 6% for C. The rest is the kernel: a load ` +
+    `generator that idles must be woken for each reply, and the server pays ` +
+    `for that wakeup. docs/deno_upstream.md §9 has the profile.`;
 }
 
 /**

@@ -264,3 +264,40 @@ Deno.test("the report says which transport to pick once both rows are in the run
     /so that none starves; pick `deno` for the highest bulk throughput and the least idle memory, or where/,
   );
 });
+
+Deno.test("renderMarkdown explains a bulk behind the C peer with CPU figures, and only then", () => {
+  const all = issueFigures();
+  const us = all[0]!;
+  us.bulk100 = 800;
+  us.perCpuSecond["bulk100"] = 810;
+  us.loadCpu["bulk100"] = 60;
+  all.find((s) => s.name === "c-epoll")!.loadCpu["bulk100"] = 98;
+  const md = renderMarkdown(all, INFO).replace(/\n +/g, " ");
+  assertMatch(
+    md,
+    /- Bulk against the C peer \(upcase 100 connections: 0\.57x, 810 MB per server CPU-second against C's 1,474, load generator at 60% of its core against C's 98%\)/,
+  );
+  // With 1 connection upcase is ahead of C (1,500 against 1,400): no word.
+  assert(!/upcase 1 connection:/.test(md));
+  // Ahead of C everywhere: no explanation at all.
+  assert(!/Bulk against the C peer/.test(renderMarkdown(issueFigures(), INFO)));
+});
+
+Deno.test("renderMarkdown blames Deno's polling for starvation only when deno-raw starved too", () => {
+  const all = issueFigures();
+  all[0]!.pingpong!.starvedConnWindows = 12;
+  const raw = all.find((s) => s.name === "deno-raw")!.pingpong!;
+  raw.starvedConnWindows = 0;
+  const calm = renderMarkdown(all, INFO).replace(/\n +/g, " ");
+  assertMatch(
+    calm,
+    /deno-raw\) left no connection a whole second without a reply, but its p999 was 1427\.0 ms/,
+  );
+  assert(!/starves too/.test(calm));
+  raw.starvedConnWindows = 7;
+  const starved = renderMarkdown(all, INFO).replace(/\n +/g, " ");
+  assertMatch(
+    starved,
+    /\(deno-raw\) starves too \(7 connection-seconds without a reply/,
+  );
+});
