@@ -11,7 +11,7 @@
  * connection on the deno transport and from 9.8 to 7.1 KB on node. A cap
  * of 1 MB saves no more, but cost about 15% of bulk throughput at 100
  * connections on the deno transport; at 4 MB throughput is the same
- * within the noise (README, "Memory").
+ * within the noise (README, "Performance").
  *
  * @example
  * ```ts

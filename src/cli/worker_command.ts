@@ -78,10 +78,11 @@ function permissionFlags(
 /**
  * Builds the command line that starts worker `id`: this same program, with
  * the hidden {@linkcode WORKER_FLAG} first and then `args`. Under `deno run`
- * that is deno with `run`, upcase's V8 flags, `--unstable-net` (SO_REUSEPORT needs it in Deno
- * 2.9), network access to the address it listens on, what this process
- * was granted of the environment and the TLS files, and the script; a
- * compiled binary carries its flags inside, so it gets only the arguments.
+ * that is deno with `run`, upcase's V8 flags, `--unstable-net` (SO_REUSEPORT
+ * needs it in Deno 2.9), network access to the address it listens on, what
+ * this process was granted of the environment and the TLS files, and the
+ * script; a compiled binary carries its flags inside, so it gets only the
+ * arguments.
  *
  * @param id The worker's id, from 1.
  * @param options The worker's arguments, the host it listens on, files it
