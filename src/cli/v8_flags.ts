@@ -9,7 +9,7 @@
  * operator would see that memory as a cost per connection. At 10,000 idle
  * connections the cap takes resident memory from 11.5 to 7.9 KB per
  * connection on the deno transport and from 9.8 to 7.1 KB on node. A cap
- * of 1 MB saves no more, but cost about 15% of bulk throughput at 100
+ * of 1 MB saves no more, but cost 11 to 24% of bulk throughput at 100
  * connections on the deno transport; at 4 MB throughput is the same
  * within the noise (README, "Performance").
  *
