@@ -1,5 +1,6 @@
 import type { Conn } from "../types.ts";
 import { ChunkQueue } from "./chunk_queue.ts";
+import { connectionClosedError } from "./closed_error.ts";
 import {
   engineError,
   lastReadResult,
@@ -70,7 +71,7 @@ export class HandleConn implements Conn {
   // Not an async function: an idle connection waits here, and a promise
   // costs less memory than an async function's suspended frame.
   read(buffer: Uint8Array): Promise<number | null> {
-    if (this.#closed) return Promise.reject(closedError());
+    if (this.#closed) return Promise.reject(connectionClosedError());
     if (this.#queue?.bytes) return Promise.resolve(this.#queue.take(buffer));
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#ended) return Promise.resolve(null);
@@ -118,7 +119,7 @@ export class HandleConn implements Conn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#fail(closedError());
+    this.#fail(connectionClosedError());
     this.#handle.onread = null;
     this.#stop();
     this.#handle.close();
@@ -203,8 +204,4 @@ export class HandleConn implements Conn {
 interface Settlers {
   resolve(n: number | null): void;
   reject(err: Error): void;
-}
-
-function closedError(): Error {
-  return new Deno.errors.BadResource("the connection is closed");
 }

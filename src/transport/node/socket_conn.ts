@@ -2,6 +2,7 @@ import type { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import type { Conn } from "../types.ts";
 import { ChunkQueue } from "./chunk_queue.ts";
+import { connectionClosedError } from "./closed_error.ts";
 
 // Deno 2.9's node:tls socket never delivers data again once paused, by
 // pause() or by its handle (docs/deno_upstream.md), so it is never paused:
@@ -59,7 +60,7 @@ export class SocketConn implements Conn {
   }
 
   async read(buffer: Uint8Array): Promise<number | null> {
-    if (this.#closed) throw closedError();
+    if (this.#closed) throw connectionClosedError();
     while (this.#queue.bytes === 0) {
       if (this.#failure) throw this.#failure;
       if (this.#ended) return null;
@@ -95,7 +96,7 @@ export class SocketConn implements Conn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#settle(() => this.#failure ??= closedError());
+    this.#settle(() => this.#failure ??= connectionClosedError());
     const socket = this.#socket;
     if (socket.destroyed || socket.writableLength > 0) {
       socket.destroy();
@@ -128,8 +129,4 @@ export class SocketConn implements Conn {
     this.#wake = undefined;
     wake?.();
   }
-}
-
-function closedError(): Error {
-  return new Deno.errors.BadResource("the connection is closed");
 }
